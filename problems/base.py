@@ -1,0 +1,237 @@
+"""The bilevel-problem protocol: the maths of one problem family and its counted oracles.
+
+    upper:  F(θ) = g(x̂(θ), θ) + r(θ)
+    lower:  x̂(θ) = argmin_x h(x, θ),   h = f + R   (f smooth, R with a cheap prox; R = 0 if smooth)
+
+A subclass states the maths (``_ll_grad`` = ∇_x f, ``ll_prox``, ``ul_g``, ``ul_reg``, constants);
+the base class turns it into the oracles solvers call, and *counts every call* in ``counters``.
+Closed forms may override ``_hvp``, ``_ul_grad_x`` and ``_hypergradient_from``; the autograd
+defaults here are the reference they are tested against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from problems.linalg import conjugate_gradient
+from problems.lower import LowerResult, prox_gradient_solve
+
+
+@dataclass
+class Counters:
+    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below."""
+
+    ll_iters: int = 0  # lower-level gradient / prox-gradient steps
+    cg_iters: int = 0  # Hessian-vector products
+    ul_evals: int = 0  # upper-level value evaluations
+
+    def snapshot(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    def reset(self) -> None:
+        self.ll_iters = self.cg_iters = self.ul_evals = 0
+
+
+class BilevelProblem:
+    """Base class of every problem. See the module docstring for the maths."""
+
+    name: ClassVar[str] = "abstract"
+    #: keys of the dict returned by :meth:`metrics`
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    #: ``g(·, θ)`` convex in x: the MAID lower bound then needs no curvature term
+    ul_convex_in_x: ClassVar[bool] = True
+    #: momentum of the lower-level solver: "none" (ISTA/GD), "fista", "strongly_convex"
+    ll_momentum: ClassVar[str] = "none"
+
+    theta0: Tensor
+    x0: Tensor
+
+    def __init__(self, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.counters = Counters()
+        self.params: dict = {}  # the make_problem parameters, for the records
+
+    # ------------------------------------------------------------------ maths (subclass)
+    def _ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
+        """∇_x f(x, θ), differentiable in both arguments. Not counted: use :meth:`ll_grad`."""
+        raise NotImplementedError
+
+    def ll_prox(self, v: Tensor, step: float) -> Tensor:
+        """prox_{step·R}(v); identity when the lower problem is smooth."""
+        return v
+
+    @property
+    def ll_smooth(self) -> bool:
+        return type(self).ll_prox is BilevelProblem.ll_prox
+
+    def ll_lipschitz(self, theta: Tensor) -> float:
+        """An upper bound L of the Lipschitz constant of ∇_x f(·, θ)."""
+        raise NotImplementedError
+
+    def ll_mu(self, theta: Tensor) -> float:
+        """Strong-convexity modulus μ of h(·, θ) used by the certificate ‖x − x̂‖ ≤ ‖∇h‖/μ."""
+        raise NotImplementedError
+
+    def ul_g(self, theta: Tensor, x: Tensor) -> Tensor:
+        """g(x, θ), a 0-d tensor, differentiable."""
+        raise NotImplementedError
+
+    def ul_reg(self, theta: Tensor) -> Tensor:
+        """r(θ), a 0-d tensor, differentiable."""
+        return theta.new_zeros(())
+
+    def ul_lipschitz_x(self, theta: Tensor) -> float:
+        """L_g: Lipschitz constant of ∇_x g(·, θ)."""
+        raise NotImplementedError
+
+    def active_mask(self, theta: Tensor, x: Tensor) -> Tensor | None:
+        """Where the implicit function theorem is applied (the support for ℓ¹); None = everywhere."""
+        return None
+
+    @property
+    def ul_step0(self) -> float:
+        """The initial upper-level step shared by every solver on this problem (SPEC §3.4)."""
+        raise NotImplementedError
+
+    def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
+        """Untimed evaluation metrics of a reconstruction x (never calls a counted oracle)."""
+        return {}
+
+    # ------------------------------------------------------------------ counted oracles
+    def ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
+        """One lower-level iteration's gradient ∇_x f(x, θ); counted in ``ll_iters``."""
+        self.counters.ll_iters += 1
+        return self._ll_grad(theta, x)
+
+    def hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        """H v with H = ∇²_xx h(x, θ) (restricted to the active set); counted in ``cg_iters``."""
+        self.counters.cg_iters += 1
+        return self._hvp(theta, x, v)
+
+    def upper_value(self, theta: Tensor, x: Tensor) -> float:
+        """g(x, θ) + r(θ) at an approximate lower solution; counted in ``ul_evals``."""
+        self.counters.ul_evals += 1
+        with torch.no_grad():
+            return float(self.ul_g(theta, x) + self.ul_reg(theta))
+
+    def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
+        """∇_x g(x, θ), restricted to the active set (right-hand side of H q = ∇_x g)."""
+        return self._mask(self._ul_grad_x(theta, x), theta, x)
+
+    def hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
+        """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3)."""
+        return self._hypergradient_from(theta, x, q)
+
+    def ll_solve(
+        self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
+    ) -> LowerResult:
+        """Lower-level solve warm-started at x, stopped at certified ‖x − x̂(θ)‖ ≤ eps."""
+        with torch.no_grad():
+            return prox_gradient_solve(self, theta, x, eps, max_iters, step, self.ll_momentum)
+
+    def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
+        """n_steps prox-gradient steps from x, keeping the autograd graph (unrolling, LISTA)."""
+        lam = 1.0 / self.ll_lipschitz(theta.detach()) if step is None else step
+        for _ in range(n_steps):
+            x = self.ll_prox(x - lam * self.ll_grad(theta, x), lam)
+        return x
+
+    def adjoint_solve(
+        self, theta: Tensor, x: Tensor, tol: float, max_iters: int, q0: Tensor | None = None
+    ) -> tuple[Tensor, float]:
+        """CG on H q = ∇_x g(x, θ) until ‖H q − ∇_x g‖ ≤ tol. Returns (q, residual norm)."""
+        with torch.no_grad():
+            rhs = self.ul_grad_x(theta, x)
+            if q0 is not None:
+                q0 = self._mask(q0, theta, x)
+            return conjugate_gradient(lambda v: self.hvp(theta, x, v), rhs, q0, tol, max_iters)
+
+    # ------------------------------------------------------------------ autograd defaults
+    def _mask(self, v: Tensor, theta: Tensor, x: Tensor) -> Tensor:
+        mask = self.active_mask(theta, x)
+        return v if mask is None else v * mask
+
+    def _hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        v = self._mask(v, theta, x)
+        with torch.enable_grad():
+            _, hv = torch.func.jvp(lambda x_: self._ll_grad(theta, x_), (x,), (v,))
+        return self._mask(hv, theta, x)
+
+    def _ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
+        with torch.enable_grad():
+            x_ = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.ul_g(theta.detach(), x_), x_)
+        return grad
+
+    def _hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
+        q = self._mask(q, theta, x).detach()
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            # −Jᵀq = −∂_θ⟨∇_x f(x, θ), q⟩ with x and q held fixed; one backward pass.
+            lagrangian = self.ul_g(th, x) + self.ul_reg(th) - (self._ll_grad(th, x) * q).sum()
+            (grad,) = torch.autograd.grad(lagrangian, th)
+        return grad
+
+    # ------------------------------------------------------------------ reference API (uncounted)
+    @contextlib.contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Evaluation is never charged: counters are restored on exit."""
+        saved = self.counters.snapshot()
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                setattr(self.counters, key, value)
+
+    def solve_lower(self, theta: Tensor, tol: float, max_iters: int = 1_000_000) -> Tensor:
+        """x̂(θ) to certified accuracy tol from x0 (uncounted reference solve)."""
+        theta = self._as_tensor(theta)
+        with self.uncounted():
+            res = self.ll_solve(theta, self.x0, tol, max_iters)
+        if not res.converged:
+            raise RuntimeError(
+                f"{self.name}: lower solve did not reach certified accuracy {tol:g} in "
+                f"{max_iters} iterations (bound {res.dist_bound:.3g})"
+            )
+        return res.x
+
+    def upper_objective(self, theta: Tensor, tol: float = 1e-10) -> float:
+        """F(θ) with the lower level solved to certified accuracy tol."""
+        theta = self._as_tensor(theta)
+        x = self.solve_lower(theta, tol)
+        with torch.no_grad():
+            return float(self.ul_g(theta, x) + self.ul_reg(theta))
+
+    def hypergradient(self, theta: Tensor, tol: float = 1e-10) -> Tensor:
+        """∇F(θ) with x̂ to accuracy tol and an (essentially) exact adjoint."""
+        theta = self._as_tensor(theta)
+        x = self.solve_lower(theta, tol)
+        with self.uncounted():
+            rhs_norm = float(torch.linalg.vector_norm(self.ul_grad_x(theta, x)))
+            q, _ = self.adjoint_solve(theta, x, 1e-14 * max(rhs_norm, 1e-300), 100 * x.numel())
+            return self.hypergradient_from(theta, x, q)
+
+    def evaluate(self, theta: Tensor, tol: float = 1e-8) -> dict[str, float]:
+        """Metrics of x̂(θ) solved to tol, plus the upper value F(θ)."""
+        theta = self._as_tensor(theta)
+        x = self.solve_lower(theta, tol)
+        with torch.no_grad():
+            out = {"upper_value": float(self.ul_g(theta, x) + self.ul_reg(theta))}
+        out.update(self.metrics(theta, x))
+        return out
+
+    def _as_tensor(self, theta: Tensor) -> Tensor:
+        return torch.as_tensor(theta, dtype=self.dtype, device=self.device).detach()
+
+    def describe(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"

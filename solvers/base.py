@@ -1,0 +1,73 @@
+"""The solver protocol (jaxopt style): a frozen dataclass of named hyperparameters with
+``init(problem) -> state`` and ``update(problem, state) -> state``, one upper iteration per update.
+
+Solvers do *not* count oracle calls, keep logs or read clocks: the problem counts, the harness
+(`bench.harness.run`) owns the loop, clock, budget and records, and reads what it logs from the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from torch import Tensor
+
+from problems.base import BilevelProblem
+
+
+@dataclass
+class SolverState:
+    """What every solver exposes after each upper iteration (the harness logs these fields)."""
+
+    theta: Tensor
+    x: Tensor  # the solver's current lower-level point for theta
+    upper_value: float  # g(x, θ) + r(θ) at the current (θ, x)
+    hypergrad_norm: float = math.nan  # ‖z‖ of the (approximate) hypergradient used this iteration
+    step_size: float = math.nan  # the step taken (0 if no step was accepted)
+    eps: float = math.nan  # lower-level accuracy ε in force after this iteration
+    delta: float = math.nan  # adjoint (CG) accuracy δ in force after this iteration
+    backtracks: int = 0  # line-search trials rejected this iteration
+    accepted: bool = True
+    converged: bool = False  # the solver's own stopping rule fired
+
+
+class Solver(Protocol):
+    name: ClassVar[str]
+    default_max_iters: ClassVar[int]
+
+    def init(self, problem: BilevelProblem) -> SolverState: ...
+
+    def update(self, problem: BilevelProblem, state: SolverState) -> SolverState: ...
+
+
+def check_range(
+    config: object,
+    field: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = True,
+    hi_open: bool = True,
+    optional: bool = False,
+) -> None:
+    """Raise a ValueError naming the field and its valid range when a config value is outside it."""
+    value = getattr(config, field)
+    if value is None and optional:
+        return
+    bad = value is None or not isinstance(value, (int, float)) or math.isnan(value)
+    if not bad and lo is not None:
+        bad = value <= lo if lo_open else value < lo
+    if not bad and hi is not None:
+        bad = value >= hi if hi_open else value > hi
+    if bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        name = type(config).__name__
+        raise ValueError(f"{name}.{field} must be in {rng}, got {value!r}")
+
+
+def config_dict(config: object) -> dict[str, object]:
+    return dataclasses.asdict(config)  # type: ignore[arg-type]

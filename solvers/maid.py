@@ -1,0 +1,155 @@
+"""`maid` — Method of Adaptive Inexact Descent (Salehi, Mukherjee, Roberts, Ehrhardt 2024; paper Alg. 1–2).
+
+Inexact hypergradient at accuracies (ε, δ): lower solve to certified ‖x̃ − x̂‖ ≤ ε, CG on
+H q = ∇_x g(x̃) to ‖residual‖ ≤ δ, z = ∂_θ g − Jᵀq + ∇r. A trial θ' = θ − αρ^i z is accepted iff
+
+    g(x̃') + ‖∇g(x̃')‖ε + (L_g/2)ε² + r(θ') − [g(x̃) − ‖∇g(x̃)‖ε − (L_g/2)ε²·[g non-convex]] − r(θ)
+        ≤ −c α ρ^i ‖z‖²,
+
+whose left side bounds F(θ') − F(θ) from above (paper Lemma 1), so every accepted step certifiably
+decreases F. On acceptance α ← ρ̄ρ^iα, ε ← ν̄ε, δ ← ν̄δ; after max_backtracks failures ε ← νε, δ ← νδ
+and the hypergradient is recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from problems.base import BilevelProblem
+from solvers.base import SolverState, check_range
+
+
+@dataclass
+class MAIDState(SolverState):
+    q: Tensor | None = None  # last adjoint, the CG warm start
+    base_step: float = 0.0  # α of Algorithm 2
+
+
+@dataclass(frozen=True)
+class MAID:
+    """MAID hyperparameters; defaults are the paper's 1D settings (SPEC §3.1)."""
+
+    eps0: float = 1e-3  # ε₀, initial lower-level accuracy
+    delta0: float | None = None  # δ₀, initial CG accuracy (None: δ = ε)
+    step0: float | None = None  # α₀ (None: the problem's shared initial step)
+    rho: float = 0.5  # ρ, backtracking shrink of the step
+    rho_bar: float = 10 / 9  # ρ̄, step growth after an accepted step
+    nu: float = 0.5  # ν, accuracy shrink after a failed line search
+    nu_bar: float = 1.05  # ν̄, accuracy growth after an accepted step
+    eta: float = 1e-4  # η
+    c: float | None = None  # sufficient-decrease constant (None: η²)
+    max_backtracks: int = 5
+    max_accuracy_retries: int = 5  # hypergradient recomputations per upper iteration
+    ll_max_iters: int = 500  # cap of each lower-level solve
+    cg_max_iters: int = 500  # cap of each CG solve
+    ll_step: float | None = None  # lower-level step λ (None: 1/L; the paper used 0.1 in 1D)
+    tol: float = 1e-6  # stop when ε < tol
+
+    name: ClassVar[str] = "maid"
+    default_max_iters: ClassVar[int] = 300
+
+    def __post_init__(self) -> None:
+        for f in ("eps0", "eta"):
+            check_range(self, f, 0)
+        check_range(self, "delta0", 0, optional=True)
+        check_range(self, "step0", 0, optional=True)
+        check_range(self, "c", 0, optional=True)
+        check_range(self, "ll_step", 0, optional=True)
+        check_range(self, "rho", 0, 1)
+        check_range(self, "nu", 0, 1)
+        check_range(self, "rho_bar", 1, hi=None, lo_open=False)
+        check_range(self, "nu_bar", 1, hi=None, lo_open=False)
+        check_range(self, "tol", 0)
+        for f in ("max_backtracks", "max_accuracy_retries", "ll_max_iters", "cg_max_iters"):
+            check_range(self, f, 1, lo_open=False)
+
+    # ------------------------------------------------------------------ algorithm
+    def init(self, problem: BilevelProblem) -> MAIDState:
+        theta = problem.theta0
+        eps = self.eps0
+        res = problem.ll_solve(theta, problem.x0, eps, self.ll_max_iters, self.ll_step)
+        step = problem.ul_step0 if self.step0 is None else self.step0
+        return MAIDState(
+            theta=theta,
+            x=res.x,
+            upper_value=problem.upper_value(theta, res.x),
+            eps=eps,
+            delta=self.eps0 if self.delta0 is None else self.delta0,
+            step_size=0.0,
+            base_step=step,
+        )
+
+    @staticmethod
+    def _value_and_slack(
+        problem: BilevelProblem, theta: Tensor, x: Tensor, e: float
+    ) -> tuple[float, float, float]:
+        """g(x) + r(θ), and the two slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ)."""
+        value = problem.upper_value(theta, x)
+        grad_norm = float(torch.linalg.vector_norm(problem.ul_grad_x(theta, x)))
+        return value, grad_norm * e, 0.5 * problem.ul_lipschitz_x(theta) * e**2
+
+    def update(self, problem: BilevelProblem, state: MAIDState) -> MAIDState:
+        c = self.eta**2 if self.c is None else self.c
+        theta, x, q = state.theta, state.x, state.q
+        eps, delta, alpha = state.eps, state.delta, state.base_step
+        rejected = 0
+        z_norm = value = float("nan")
+        for _ in range(self.max_accuracy_retries):
+            # Inexact hypergradient (Algorithm 1) at the current accuracy.
+            res = problem.ll_solve(theta, x, eps, self.ll_max_iters, self.ll_step)
+            x = res.x
+            e = max(eps, res.dist_bound)  # certified radius actually achieved
+            q, _ = problem.adjoint_solve(theta, x, delta, self.cg_max_iters, q)
+            z = problem.hypergradient_from(theta, x, q)
+            z_sq = float(torch.vdot(z.flatten(), z.flatten()))
+            z_norm = z_sq**0.5
+            value, slack1, slack2 = self._value_and_slack(problem, theta, x, e)
+            # Lower bound of F(θ); the curvature term is only needed when g(·, θ) is non-convex.
+            lower = value - slack1 - (0.0 if problem.ul_convex_in_x else slack2)
+            for i in range(self.max_backtracks):
+                trial_step = alpha * self.rho**i
+                theta_new = theta - trial_step * z
+                res_new = problem.ll_solve(theta_new, x, eps, self.ll_max_iters, self.ll_step)
+                e_new = max(eps, res_new.dist_bound)
+                value_new, slack1_new, slack2_new = self._value_and_slack(
+                    problem, theta_new, res_new.x, e_new
+                )
+                upper = value_new + slack1_new + slack2_new  # upper bound of F(θ')
+                if upper - lower <= -c * trial_step * z_sq:
+                    eps, delta = self.nu_bar * eps, self.nu_bar * delta
+                    return replace(
+                        state,
+                        theta=theta_new,
+                        x=res_new.x,
+                        q=q,
+                        upper_value=value_new,
+                        hypergrad_norm=z_norm,
+                        step_size=trial_step,
+                        eps=eps,
+                        delta=delta,
+                        backtracks=rejected + i,
+                        accepted=True,
+                        converged=eps < self.tol,
+                        base_step=self.rho_bar * trial_step,
+                    )
+            rejected += self.max_backtracks
+            eps, delta = self.nu * eps, self.nu * delta  # ask for more accuracy, recompute z
+            if eps < self.tol:
+                break
+        return replace(
+            state,
+            x=x,
+            q=q,
+            upper_value=value,
+            hypergrad_norm=z_norm,
+            step_size=0.0,
+            eps=eps,
+            delta=delta,
+            backtracks=rejected,
+            accepted=False,
+            converged=eps < self.tol,
+        )
