@@ -10,9 +10,7 @@ from problems.base import BilevelProblem, Counters
 from problems.deconv1d import Deconv1D
 from problems.validation import Quadratic, TikhonovADP
 
-_REGISTRY: dict[str, type[BilevelProblem]] = {
-    cls.name: cls for cls in (Deconv1D, Quadratic, TikhonovADP)
-}
+_REGISTRY: dict[str, type[BilevelProblem]] = {cls.name: cls for cls in (Deconv1D, Quadratic, TikhonovADP)}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -40,9 +38,7 @@ def problem_parameters(name: str) -> dict[str, object]:
 
 def _lookup(name: str) -> type[BilevelProblem]:
     if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown problem {name!r}; valid problems: {', '.join(sorted(_REGISTRY))}"
-        )
+        raise ValueError(f"unknown problem {name!r}; valid problems: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 

@@ -97,9 +97,7 @@ class Deconv1D(BilevelProblem):
         gen = torch.Generator().manual_seed(seed)
         # Data in float64 on the CPU from a fixed seed, then moved: identical across devices/dtypes.
         self.y = self.A @ self.x_true + noise * torch.randn(n, generator=gen, dtype=torch.float64)
-        self.A, self.x_true, self.y, self.t = (
-            v.to(dev, dt) for v in (self.A, self.x_true, self.y, self.t)
-        )
+        self.A, self.x_true, self.y, self.t = (v.to(dev, dt) for v in (self.A, self.x_true, self.y, self.t))
         self.theta0 = self.A.clone()
         self.x0 = torch.zeros(n, dtype=dt, device=dev)
         self._ata = self.A.T @ self.A
@@ -171,8 +169,6 @@ class Deconv1D(BilevelProblem):
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
         err = x - self.x_true
         return {
-            "rel_error": float(
-                torch.linalg.vector_norm(err) / torch.linalg.vector_norm(self.x_true)
-            ),
+            "rel_error": float(torch.linalg.vector_norm(err) / torch.linalg.vector_norm(self.x_true)),
             "l1_error": float(self.h * err.abs().sum()),
         }

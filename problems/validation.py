@@ -9,9 +9,7 @@ from problems.base import BilevelProblem
 from problems.deconv1d import gaussian_blur_matrix
 
 
-def _matrix_with_singular_values(
-    m: int, n: int, lo: float, hi: float, gen: torch.Generator
-) -> Tensor:
+def _matrix_with_singular_values(m: int, n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
     """An m×n matrix with singular values spread in [lo, hi] (conditioning under control)."""
     u, _ = torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
@@ -92,9 +90,7 @@ class Quadratic(BilevelProblem):
         return self.M.T @ (self.M @ theta + self.c)
 
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
-        err = torch.linalg.vector_norm(theta - self.theta_star) / torch.linalg.vector_norm(
-            self.theta_star
-        )
+        err = torch.linalg.vector_norm(theta - self.theta_star) / torch.linalg.vector_norm(self.theta_star)
         return {"theta_error": float(err)}
 
 
@@ -127,9 +123,7 @@ class TikhonovADP(BilevelProblem):
                 "tikhonov_adp needs n ≥ 2, sigma > 0, noise ≥ 0, alpha > 0, beta ≥ 0, step0 > 0; "
                 f"got n={n}, sigma={sigma}, noise={noise}, alpha={alpha}, beta={beta}, step0={step0}"
             )
-        self.params = dict(
-            n=n, sigma=sigma, noise=noise, alpha=alpha, beta=beta, seed=seed, step0=step0
-        )
+        self.params = dict(n=n, sigma=sigma, noise=noise, alpha=alpha, beta=beta, seed=seed, step0=step0)
         self.alpha, self.beta, self._step0 = alpha, beta, step0
         gen = torch.Generator().manual_seed(seed)
         t = torch.linspace(-1, 1, n, dtype=torch.float64)

@@ -65,6 +65,4 @@ class IFT:
         z = state.z
         hypergrad_norm = float(torch.linalg.vector_norm(z))
         theta = state.theta - state.step_size * z
-        return replace(
-            state, **self._at(problem, theta, state.x, state.q), hypergrad_norm=hypergrad_norm
-        )
+        return replace(state, **self._at(problem, theta, state.x, state.q), hypergrad_norm=hypergrad_norm)
