@@ -51,6 +51,7 @@ class Deconv1D(BilevelProblem):
     name = "deconv1d"
     metric_names = ("rel_error", "l1_error")
     ll_momentum = "none"  # ISTA, as in the paper
+    report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (SPEC §5)
 
     def __init__(
         self,

@@ -1,0 +1,143 @@
+"""`adpbench` command line: run | report | list."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any
+
+import problems as problem_registry
+import solvers as solver_registry
+from bench import report, sweep
+
+DEFAULT_PROBLEMS = ["deconv1d"]
+DEFAULT_SOLVERS = ["maid", "ift", "lista"]
+DEFAULT_OUT = "results/deconv1d"
+DEFAULT_MAX_TIME = 20.0  # solver seconds per run: the default sweep takes about a minute on 2 cores
+
+
+def _parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:
+    """'name.key=value' → {name: {key: value}} (values parsed as Python literals when possible)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"--{what} expects NAME.KEY=VALUE, got {item!r}")
+        lhs, raw = item.split("=", 1)
+        name, key = lhs.split(".", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = sweep.load_config(args.config) if args.config else {}
+    budget = dict(cfg.get("budget", {}))
+    for key in sweep.BUDGET_KEYS:
+        if getattr(args, key) is not None:
+            budget[key] = getattr(args, key)
+    if not budget:
+        budget["max_time"] = DEFAULT_MAX_TIME
+    problem_params = _parse_assignments(args.param, "param")
+    solver_params = _parse_assignments(args.solver_param, "solver-param")
+    names = _split(args.problem)
+    probs = [(n, {}) for n in names] if names else [
+        (e["name"], dict(e.get("params", {}))) for e in cfg.get("problems", [])
+    ] or [(n, {}) for n in DEFAULT_PROBLEMS]
+    names = _split(args.solver)
+    solvs = [(n, {}) for n in names] if names else [
+        (e["name"], dict(e.get("config", {}))) for e in cfg.get("solvers", [])
+    ] or [(n, {}) for n in DEFAULT_SOLVERS]
+    for name, params in probs:
+        params.update(problem_params.get(name, {}))
+    for name, config in solvs:
+        config.update(solver_params.get(name, {}))
+    unknown = sorted(set(problem_params) - {n for n, _ in probs}) + sorted(set(solver_params) - {n for n, _ in solvs})
+    if unknown:
+        raise ValueError(f"--param/--solver-param name(s) {', '.join(unknown)} match no selected problem or solver")
+    seeds = [int(s) for s in _split(args.seed)] if args.seed else list(cfg.get("seeds", [0]))
+    out = Path(args.out or cfg.get("out", DEFAULT_OUT))
+    jobs = sweep.expand(
+        probs, solvs, seeds, budget, args.device or cfg.get("device", "cpu"),
+        args.dtype or cfg.get("dtype", "float64"), args.eval_every or cfg.get("eval_every", 1),
+    )
+    print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget})")
+    sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress)
+    if not args.no_report:
+        print()
+        print(report.write_report(out, target=args.target))
+        print(f"report: {out / report.SUMMARY_FILE}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(report.write_report(args.dir, target=args.target, figures=not args.no_figures))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("problems:")
+    for name, params in problem_registry.list_problems().items():
+        print(f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    print("solvers:")
+    for name, config in solver_registry.list_solvers().items():
+        print(f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adpbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a sweep (default: deconv1d, maid/ift/lista, 20 s each) and report it")
+    p.add_argument("--problem", "-p", action="append", help="problem name(s), comma-separated or repeated")
+    p.add_argument("--solver", "-s", action="append", help="solver name(s), comma-separated or repeated")
+    p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
+    p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
+    p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
+    p.add_argument("--max-iters", type=int, help="upper iterations per run (default: each solver's paper value)")
+    p.add_argument("--max-time", type=float, help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s)")
+    p.add_argument("--max-ll-iters", type=int, help="lower-level iterations per run")
+    p.add_argument("--device", help="cpu (default) or cuda")
+    p.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
+    p.add_argument("--out", "-o", help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--config", "-c", help="TOML sweep file (see bench/sweep.py)")
+    p.add_argument("--resume", action="store_true", help="skip runs already finished in the output folder")
+    p.add_argument("--eval-every", type=int, help="evaluate metrics every N upper iterations (default 1)")
+    p.add_argument("--target", type=float, help="upper value to time against (default: per problem)")
+    p.add_argument("--no-report", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_run)
+    r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
+    r.add_argument("dir")
+    r.add_argument("--target", type=float)
+    r.add_argument("--no-figures", action="store_true")
+    r.set_defaults(func=cmd_report)
+    lst = sub.add_parser("list", help="list problems and solvers with their parameters")
+    lst.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"adpbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adpbench: interrupted; finished runs are saved (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Turn a folder of runs into a markdown summary table and PNG figures (`adpbench report DIR`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import problems as problem_registry
+from bench import results
+
+SUMMARY_FILE = "summary.md"
+SUMMARY_CSV = "summary.csv"
+
+
+def default_target(problem: str, traces: pd.DataFrame) -> float:
+    """The problem's reference target if it has one (deconv1d: 0.0102, SPEC §5), otherwise the
+    largest best-value over runs, i.e. a value every run reached."""
+    cls = problem_registry._lookup(problem)
+    target = getattr(cls, "report_target", None)
+    if target is not None:
+        return float(target)
+    return float(traces.groupby("run_id").upper_value.min().max())
+
+
+def _first_reach(trace: pd.DataFrame, target: float) -> pd.Series | None:
+    hit = trace[trace.upper_value <= target]
+    return None if hit.empty else hit.iloc[0]
+
+
+def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
+    """One row per run: final state, work and time to reach the problem's target."""
+    rows = []
+    for run_id, tr in traces.groupby("run_id", sort=False):
+        tr = tr.sort_values("iteration")
+        last = tr.iloc[-1]
+        problem = last.problem
+        target = targets[problem]
+        hit = _first_reach(tr, target)
+        metric_names = problem_registry._lookup(problem).metric_names
+        row = dict(
+            run_id=run_id, problem=problem, solver=last.solver, seed=int(last.seed), status=last.status,
+            upper_iters=int(last.iteration), wall_time=float(last.wall_time), ll_iters=int(last.ll_iters),
+            cg_iters=int(last.cg_iters), final_upper_value=float(last.upper_value), target=target,
+            time_to_target=math.nan if hit is None else float(hit.wall_time),
+            ll_iters_to_target=math.nan if hit is None else float(hit.ll_iters),
+            iters_to_target=math.nan if hit is None else float(hit.iteration),
+        )
+        for name in metric_names:
+            valid = tr[name].dropna()
+            row[name] = float(valid.iloc[-1]) if len(valid) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFrame:
+    """Median over seeds per (problem, solver), with time-to-target ratios against MAID."""
+    numeric = [c for c in runs.columns if c not in ("run_id", "problem", "solver", "seed", "status")]
+    grouped = runs.groupby(["problem", "solver"], sort=False)
+    table = grouped[numeric].median()
+    table["runs"] = grouped.size()
+    table["reached"] = grouped.time_to_target.apply(lambda s: int(s.notna().sum()))
+    table["status"] = grouped.status.agg(lambda s: ",".join(sorted(set(s))))
+    table = table.reset_index()
+    ratios = []
+    for _, row in table.iterrows():
+        ref = table[(table.problem == row.problem) & (table.solver == reference_solver)]
+        ref_time = float(ref.time_to_target.iloc[0]) if len(ref) else math.nan
+        ratios.append(row.time_to_target / ref_time if ref_time > 0 else math.nan)
+    table[f"time_vs_{reference_solver}"] = ratios
+    return table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
+    cols = [c for c in columns if c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+TABLE_COLUMNS = [
+    "problem", "solver", "runs", "status", "upper_iters", "wall_time", "ll_iters", "cg_iters",
+    "final_upper_value", "target", "reached", "time_to_target", "iters_to_target", "ll_iters_to_target",
+    "time_vs_maid",
+]
+
+
+def write_report(out_dir: str | Path, target: float | None = None, figures: bool = True) -> str:
+    """Write summary.md, summary.csv and figures into out_dir; return the markdown text."""
+    out_dir = Path(out_dir)
+    traces = results.load_traces(out_dir)
+    targets = {p: (target if target is not None else default_target(p, traces[traces.problem == p]))
+               for p in traces.problem.unique()}
+    runs = per_run(traces, targets)
+    table = summarize(runs)
+    metric_cols = sorted({m for p in targets for m in problem_registry._lookup(p).metric_names})
+    table.to_csv(out_dir / SUMMARY_CSV, index=False)
+    parts = [
+        f"# adpbench report: {out_dir}",
+        "",
+        "Medians over seeds. Times are solver seconds (evaluation excluded); `time_to_target`: first upper "
+        "iteration whose upper value ≤ target; `time_vs_maid`: ratio of times to target.",
+        "",
+        markdown_table(table, TABLE_COLUMNS + metric_cols),
+        "",
+        _provenance(traces),
+    ]
+    if figures:
+        from bench import plots
+
+        names = plots.make_figures(traces, runs, out_dir)
+        parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
+    text = "\n".join(parts) + "\n"
+    (out_dir / SUMMARY_FILE).write_text(text)
+    return text
+
+
+def _provenance(traces: pd.DataFrame) -> str:
+    first = traces.iloc[0]
+    budgets = sorted(set(traces.get("budget", pd.Series(["{}"])).astype(str)))
+    return (
+        f"Provenance: torch {first.torch_version}, Python {first.python_version}, device "
+        f"{', '.join(sorted(set(traces.device)))}, dtype {', '.join(sorted(set(traces.dtype)))}, "
+        f"git {', '.join(sorted(set(traces.git_commit.astype(str))))}; budgets {', '.join(budgets)}; "
+        f"configs: "
+        + "; ".join(
+            f"{s}: {json.loads(c)}" for s, c in traces.groupby("solver").solver_config.first().items()
+        )
+    )
+
+
+def best_so_far(values: np.ndarray) -> np.ndarray:
+    return np.minimum.accumulate(values)
