@@ -51,25 +51,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem_params = _parse_assignments(args.param, "param")
     solver_params = _parse_assignments(args.solver_param, "solver-param")
     names = _split(args.problem)
-    probs = [(n, {}) for n in names] if names else [
-        (e["name"], dict(e.get("params", {}))) for e in cfg.get("problems", [])
-    ] or [(n, {}) for n in DEFAULT_PROBLEMS]
+    probs = (
+        [(n, {}) for n in names]
+        if names
+        else [(e["name"], dict(e.get("params", {}))) for e in cfg.get("problems", [])]
+        or [(n, {}) for n in DEFAULT_PROBLEMS]
+    )
     names = _split(args.solver)
-    solvs = [(n, {}) for n in names] if names else [
-        (e["name"], dict(e.get("config", {}))) for e in cfg.get("solvers", [])
-    ] or [(n, {}) for n in DEFAULT_SOLVERS]
+    solvs = (
+        [(n, {}) for n in names]
+        if names
+        else [(e["name"], dict(e.get("config", {}))) for e in cfg.get("solvers", [])]
+        or [(n, {}) for n in DEFAULT_SOLVERS]
+    )
     for name, params in probs:
         params.update(problem_params.get(name, {}))
     for name, config in solvs:
         config.update(solver_params.get(name, {}))
-    unknown = sorted(set(problem_params) - {n for n, _ in probs}) + sorted(set(solver_params) - {n for n, _ in solvs})
+    unknown = sorted(set(problem_params) - {n for n, _ in probs}) + sorted(
+        set(solver_params) - {n for n, _ in solvs}
+    )
     if unknown:
-        raise ValueError(f"--param/--solver-param name(s) {', '.join(unknown)} match no selected problem or solver")
+        raise ValueError(
+            f"--param/--solver-param name(s) {', '.join(unknown)} match no selected problem or solver"
+        )
     seeds = [int(s) for s in _split(args.seed)] if args.seed else list(cfg.get("seeds", [0]))
     out = Path(args.out or cfg.get("out", DEFAULT_OUT))
     jobs = sweep.expand(
-        probs, solvs, seeds, budget, args.device or cfg.get("device", "cpu"),
-        args.dtype or cfg.get("dtype", "float64"), args.eval_every or cfg.get("eval_every", 1),
+        probs,
+        solvs,
+        seeds,
+        budget,
+        args.device or cfg.get("device", "cpu"),
+        args.dtype or cfg.get("dtype", "float64"),
+        args.eval_every or cfg.get("eval_every", 1),
     )
     print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget})")
     sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress)
@@ -104,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
-    p.add_argument("--max-iters", type=int, help="upper iterations per run (default: each solver's paper value)")
+    p.add_argument(
+        "--max-iters", type=int, help="upper iterations per run (default: each solver's paper value)"
+    )
     p.add_argument("--max-time", type=float, help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s)")
     p.add_argument("--max-ll-iters", type=int, help="lower-level iterations per run")
     p.add_argument("--device", help="cpu (default) or cuda")

@@ -36,8 +36,17 @@ def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> pd.DataFrame:
             ty = tr.upper_value.to_numpy(dtype=float)
             idx = np.searchsorted(tx, grid, side="right") - 1
             keep = (idx >= 0) & (grid <= tx.max())
-            out.append(pd.DataFrame({"problem": problem, "solver": solver, "run_id": run_id,
-                                     x: grid[keep], "upper_value": ty[idx[keep]]}))
+            out.append(
+                pd.DataFrame(
+                    {
+                        "problem": problem,
+                        "solver": solver,
+                        "run_id": run_id,
+                        x: grid[keep],
+                        "upper_value": ty[idx[keep]],
+                    }
+                )
+            )
     return pd.concat(out, ignore_index=True)
 
 
@@ -47,11 +56,14 @@ def convergence(traces: pd.DataFrame, path: Path, targets: dict[str, float] | No
     fig, axes = plt.subplots(len(problems_), 2, figsize=(10, 3.6 * len(problems_)), squeeze=False)
     for row, problem in enumerate(problems_):
         tr = traces[traces.problem == problem]
-        for col, (x, label) in enumerate((("wall_time", "solver time [s]"), ("ll_iters", "lower-level iterations"))):
+        for col, (x, label) in enumerate(
+            (("wall_time", "solver time [s]"), ("ll_iters", "lower-level iterations"))
+        ):
             ax = axes[row, col]
             data = _on_grid(tr, x)
-            sns.lineplot(data=data, x=x, y="upper_value", hue="solver", estimator="median",
-                         errorbar=("pi", 100), ax=ax)
+            sns.lineplot(
+                data=data, x=x, y="upper_value", hue="solver", estimator="median", errorbar=("pi", 100), ax=ax
+            )
             ax.set(xscale="log", yscale="log", xlabel=label, ylabel="upper value g + r", title=problem)
             if targets and problem in targets:
                 ax.axhline(targets[problem], color="k", ls=":", lw=1, label="target")
@@ -86,7 +98,12 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
         if arrays is None:
             continue
         loaded[solver] = arrays
-        ax.plot(grid, arrays["x"].numpy(), lw=1.2, label=f"{solver} (rel. error {row.get('rel_error', np.nan):.3f})")
+        ax.plot(
+            grid,
+            arrays["x"].numpy(),
+            lw=1.2,
+            label=f"{solver} (rel. error {row.get('rel_error', np.nan):.3f})",
+        )
     ax.set(title=f"{problem}: reconstructions", xlabel="t")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -42,9 +42,17 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
         hit = _first_reach(tr, target)
         metric_names = problem_registry._lookup(problem).metric_names
         row = dict(
-            run_id=run_id, problem=problem, solver=last.solver, seed=int(last.seed), status=last.status,
-            upper_iters=int(last.iteration), wall_time=float(last.wall_time), ll_iters=int(last.ll_iters),
-            cg_iters=int(last.cg_iters), final_upper_value=float(last.upper_value), target=target,
+            run_id=run_id,
+            problem=problem,
+            solver=last.solver,
+            seed=int(last.seed),
+            status=last.status,
+            upper_iters=int(last.iteration),
+            wall_time=float(last.wall_time),
+            ll_iters=int(last.ll_iters),
+            cg_iters=int(last.cg_iters),
+            final_upper_value=float(last.upper_value),
+            target=target,
             time_to_target=math.nan if hit is None else float(hit.wall_time),
             ll_iters_to_target=math.nan if hit is None else float(hit.ll_iters),
             iters_to_target=math.nan if hit is None else float(hit.iteration),
@@ -93,8 +101,20 @@ def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
 
 
 TABLE_COLUMNS = [
-    "problem", "solver", "runs", "status", "upper_iters", "wall_time", "ll_iters", "cg_iters",
-    "final_upper_value", "target", "reached", "time_to_target", "iters_to_target", "ll_iters_to_target",
+    "problem",
+    "solver",
+    "runs",
+    "status",
+    "upper_iters",
+    "wall_time",
+    "ll_iters",
+    "cg_iters",
+    "final_upper_value",
+    "target",
+    "reached",
+    "time_to_target",
+    "iters_to_target",
+    "ll_iters_to_target",
     "time_vs_maid",
 ]
 
@@ -103,8 +123,10 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
     """Write summary.md, summary.csv and figures into out_dir; return the markdown text."""
     out_dir = Path(out_dir)
     traces = results.load_traces(out_dir)
-    targets = {p: (target if target is not None else default_target(p, traces[traces.problem == p]))
-               for p in traces.problem.unique()}
+    targets = {
+        p: (target if target is not None else default_target(p, traces[traces.problem == p]))
+        for p in traces.problem.unique()
+    }
     runs = per_run(traces, targets)
     table = summarize(runs)
     metric_cols = sorted({m for p in targets for m in problem_registry._lookup(p).metric_names})

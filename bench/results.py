@@ -43,7 +43,12 @@ def runs_dir(out_dir: str | Path) -> Path:
 def write_run(result: RunResult, out_dir: str | Path, run_id: str) -> Path:
     """Write the final arrays, then the trace (atomically); return the trace path."""
     folder = runs_dir(out_dir)
-    arrays = {"theta": result.theta.cpu(), "x": result.x.cpu(), "status": result.status, "message": result.message}
+    arrays = {
+        "theta": result.theta.cpu(),
+        "x": result.x.cpu(),
+        "status": result.status,
+        "message": result.message,
+    }
     _atomic_write(folder / f"{run_id}.pt", lambda p: torch.save(arrays, p))
     trace = result.trace.assign(run_id=run_id)
     if _parquet_available():

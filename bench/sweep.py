@@ -58,8 +58,15 @@ class Job:
 
     def __post_init__(self) -> None:
         self.run_id = provenance.run_id(
-            self.problem, self.solver, self.seed, self.problem_params, self.solver_config,
-            self.budget, self.device, self.dtype, self.eval_every,
+            self.problem,
+            self.solver,
+            self.seed,
+            self.problem_params,
+            self.solver_config,
+            self.budget,
+            self.device,
+            self.dtype,
+            self.eval_every,
         )
 
 
@@ -72,12 +79,16 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
     bad_budget = sorted(set(cfg.get("budget", {})) - set(BUDGET_KEYS))
     if bad_budget:
-        raise ValueError(f"{path}: unknown budget key(s) {', '.join(bad_budget)}; valid: {', '.join(BUDGET_KEYS)}")
+        raise ValueError(
+            f"{path}: unknown budget key(s) {', '.join(bad_budget)}; valid: {', '.join(BUDGET_KEYS)}"
+        )
     for section, key in (("problems", "params"), ("solvers", "config")):
         for entry in cfg.get(section, []):
             extra = sorted(set(entry) - {"name", key})
             if "name" not in entry or extra:
-                raise ValueError(f"{path}: each [[{section}]] needs 'name' and optionally '{key}'; got {entry}")
+                raise ValueError(
+                    f"{path}: each [[{section}]] needs 'name' and optionally '{key}'; got {entry}"
+                )
     return cfg
 
 
@@ -96,7 +107,9 @@ def expand(
         valid = problem_registry.problem_parameters(name)
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; valid: {', '.join(valid)}")
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; valid: {', '.join(valid)}"
+            )
     for name, config in solvers:
         solver_registry.make_solver(name, **config)  # raises with the valid fields
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -129,9 +142,16 @@ def run_jobs(
         params = dict(job.problem_params)
         params.setdefault("seed", job.seed)
         res = run(
-            job.solver, job.problem, problem_params=params, solver_config=job.solver_config,
-            seed=job.seed, device=job.device, dtype=job.dtype, progress=progress,
-            eval_every=job.eval_every, **job.budget,
+            job.solver,
+            job.problem,
+            problem_params=params,
+            solver_config=job.solver_config,
+            seed=job.seed,
+            device=job.device,
+            dtype=job.dtype,
+            progress=progress,
+            eval_every=job.eval_every,
+            **job.budget,
         )
         res.trace["budget"] = json.dumps(job.budget, sort_keys=True)
         results.write_run(res, out_dir, job.run_id)

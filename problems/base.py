@@ -124,6 +124,11 @@ class BilevelProblem:
         with torch.no_grad():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
+    def upper_value_graph(self, theta: Tensor, x: Tensor) -> Tensor:
+        """g(x, θ) + r(θ) as a 0-d tensor keeping its autograd graph (unrolling); counted in ``ul_evals``."""
+        self.counters.ul_evals += 1
+        return self.ul_g(theta, x) + self.ul_reg(theta)
+
     def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
         """∇_x g(x, θ), restricted to the active set (right-hand side of H q = ∇_x g)."""
         return self._mask(self._ul_grad_x(theta, x), theta, x)
@@ -164,7 +169,9 @@ class BilevelProblem:
     def _hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         v = self._mask(v, theta, x)
         with torch.enable_grad():
-            _, hv = torch.func.jvp(lambda x_: self._ll_grad(theta, x_), (x,), (v,))
+            # H symmetric: H v = ∂_x⟨∇_x f(x, θ), v⟩, one backward pass through the gradient.
+            x_ = x.detach().requires_grad_(True)
+            (hv,) = torch.autograd.grad((self._ll_grad(theta.detach(), x_) * v).sum(), x_)
         return self._mask(hv, theta, x)
 
     def _ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
