@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         ll_time = secs.get("ll_solve", 0.0) + secs.get("ll_unrolled", 0.0)
         per_iter = ll_time / max(r["ll_iters"], 1)
         lines.append(
-            f"| {s} | {med[s]:.3f} | {r['iters_to_target']} | {r['ll_to_target']} | {med[s] / med['maid']:.1f} | "
+            f"| {s} | {med[s]:.3f} | {r['iters_to_target']} | {r['ll_to_target']} | "
+            f"{med[s] / med['maid']:.1f} | "
             f"{ll_time / tot:.0%} | {secs.get('adjoint_solve', 0.0) / tot:.0%} | {per_iter * 1e6:.1f} | "
             f"{per_iter / matvec:.1f} |"
         )
