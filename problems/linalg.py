@@ -33,7 +33,7 @@ def conjugate_gradient(
     for _ in range(max_iters):
         hp = matvec(p)
         php = float(torch.vdot(p.flatten(), hp.flatten()))
-        if php <= 0.0:  # H not positive definite on p (or p = 0): stop, x is the best we have
+        if not php > 0.0:  # H not positive definite on p, p = 0, or NaN: stop, x is the best we have
             break
         a = rr / php
         x.add_(p, alpha=a)

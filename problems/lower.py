@@ -46,6 +46,10 @@ def prox_gradient_solve(
     lip = problem.ll_lipschitz(theta)
     mu = problem.ll_mu(theta)
     lam = 1.0 / lip if step is None else float(step)
+    if not (math.isfinite(lip) and math.isfinite(lam)):
+        # θ has overflowed (a diverging upper iteration): nothing to solve or certify. Return a
+        # non-finite point rather than raise inside the prox, so the run is recorded as diverged.
+        return LowerResult(torch.full_like(x, math.nan), 0, math.inf, False)
     smooth = problem.ll_smooth
     # The certificate for smooth h is ‖∇h(y)‖/μ; for composite h, (1 + λL)‖G_λ(y)‖/μ.
     factor = (1.0 if smooth else 1.0 + lam * lip) / mu

@@ -56,7 +56,7 @@ def check_range(
     value = getattr(config, field)
     if value is None and optional:
         return
-    bad = value is None or not isinstance(value, (int, float)) or math.isnan(value)
+    bad = value is None or not isinstance(value, (int, float)) or not math.isfinite(value)
     if not bad and lo is not None:
         bad = value <= lo if lo_open else value < lo
     if not bad and hi is not None:

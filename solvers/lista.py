@@ -42,8 +42,7 @@ class LISTA:
         leaf = theta.detach().requires_grad_(True)
         with torch.enable_grad():
             x = problem.ll_unrolled(leaf, x_start.detach(), self.n_unroll, self.ll_step)
-            objective = problem.ul_g(leaf, x) + problem.ul_reg(leaf)
-        problem.counters.ul_evals += 1  # the forward pass is an upper-level evaluation
+            objective = problem.upper_value_graph(leaf, x)  # counted: an upper-level evaluation
         return dict(
             theta=theta.detach(),
             theta_leaf=leaf,

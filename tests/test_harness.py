@@ -1,0 +1,262 @@
+"""The harness: oracle counts, determinism, trace schema on every solver × problem, budgets,
+divergence and errors (SPEC §3.4, §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+import torch
+
+import bench
+import problems
+import solvers
+from solvers.base import SolverState
+
+ALL_SOLVERS = sorted(solvers.list_solvers())
+ALL_PROBLEMS = sorted(problems.list_problems())
+COUNTERS = ("ll_iters", "cg_iters", "ul_evals")
+DOCUMENTED_COLUMNS = (
+    "problem",
+    "solver",
+    "seed",
+    "iteration",
+    "wall_time",
+    "upper_value",
+    "hypergrad_norm",
+    "ll_iters",
+    "cg_iters",
+    "eps",
+    "step_size",
+    "backtracks",
+    "status",
+)
+
+
+# ---------------------------------------------------------------------------------------- 6. oracle counts
+class _CallCounter:
+    """Counts the calls that reach the problem's maths, by wrapping the instance's bound methods.
+
+    ``_ll_grad`` is one lower-level step; an ``ll_unrolled`` call is n_steps of them whether or not it goes
+    through ``_ll_grad`` (a closed-form override need not); ``_hvp`` is one CG product; ``ul_g`` is one
+    upper-level evaluation (on deconv1d nothing else calls it: ∇_x g, Hv and z are closed forms there).
+    """
+
+    def __init__(self, problem, monkeypatch):
+        self.ll = self.hvp = self.ul = 0
+        self.inner_ll = []  # _ll_grad calls made inside each ll_unrolled call
+        self._unrolling = False
+        orig_grad, orig_hvp, orig_g = problem._ll_grad, problem._hvp, problem.ul_g
+        orig_unrolled = problem.ll_unrolled
+
+        def ll_grad(theta, x):
+            if self._unrolling:
+                self.inner_ll[-1] += 1
+            else:
+                self.ll += 1
+            return orig_grad(theta, x)
+
+        def ll_unrolled(theta, x, n_steps, step):
+            self.ll += n_steps
+            self.inner_ll.append(0)
+            self._unrolling = True
+            try:
+                return orig_unrolled(theta, x, n_steps, step)
+            finally:
+                self._unrolling = False
+
+        def hvp(theta, x, v):
+            self.hvp += 1
+            return orig_hvp(theta, x, v)
+
+        def ul_g(theta, x):
+            self.ul += 1
+            return orig_g(theta, x)
+
+        for name, fn in (("_ll_grad", ll_grad), ("ll_unrolled", ll_unrolled), ("_hvp", hvp), ("ul_g", ul_g)):
+            monkeypatch.setattr(problem, name, fn)
+
+
+@pytest.mark.parametrize("solver_name", ALL_SOLVERS)
+def test_counters_equal_oracle_calls(solver_name, monkeypatch):
+    p = problems.make_problem("deconv1d")
+    calls = _CallCounter(p, monkeypatch)
+    solver = solvers.make_solver(solver_name)
+    result = bench.run(solver, p, max_iters=3)
+    assert result.status == "budget"
+    last = result.trace.iloc[-1]
+    assert (last.ll_iters, last.cg_iters, last.ul_evals) == (calls.ll, calls.hvp, calls.ul)
+    assert calls.ll > 0 and calls.ul > 0
+    if solver_name == "lista":  # K steps per forward pass (init + 3 updates), one evaluation each, no CG
+        k = solver.n_unroll
+        assert len(calls.inner_ll) == 4
+        # an unrolled call does its K steps either all through _ll_grad or all in a closed form
+        assert all(inner in (0, k) for inner in calls.inner_ll)
+        assert (last.ll_iters, last.cg_iters, last.ul_evals) == (4 * k, 0, 4)
+    if solver_name in ("maid", "ift"):
+        assert last.cg_iters > 0 and not calls.inner_ll
+    # untimed evaluation is never charged: evaluating every row or only the last gives the same counts
+    again = bench.run(
+        solvers.make_solver(solver_name), problems.make_problem("deconv1d"), max_iters=3, eval_every=100
+    )
+    pd.testing.assert_frame_equal(result.trace[list(COUNTERS)], again.trace[list(COUNTERS)])
+
+
+# ---------------------------------------------------------------------------------------- 7. determinism
+@pytest.mark.parametrize("solver_name", ALL_SOLVERS)
+def test_same_seed_same_trace(solver_name):
+    runs = [bench.run(solver_name, "deconv1d", max_iters=3, seed=s) for s in (7, 7, 8)]
+    a, b, other = (r.trace.drop(columns=["wall_time"]) for r in runs)
+    pd.testing.assert_frame_equal(a, b)
+    assert torch.equal(runs[0].theta, runs[1].theta) and torch.equal(runs[0].x, runs[1].x)
+    assert (a.seed == 7).all() and (other.seed == 8).all()
+    assert a.upper_value.iloc[0] != other.upper_value.iloc[0]  # the seed reaches the problem's data
+
+
+# ---------------------------------------------------------------------------------------- 8. every pair
+@pytest.mark.parametrize("problem_name", ALL_PROBLEMS)
+@pytest.mark.parametrize("solver_name", ALL_SOLVERS)
+def test_every_solver_on_every_problem(solver_name, problem_name, small_problem):
+    p = small_problem(problem_name)  # image problems at 16×16
+    theta0 = p.theta0.clone()
+    result = bench.run(solver_name, p, max_iters=2)
+    trace = result.trace
+    missing = {*DOCUMENTED_COLUMNS, *p.metric_names} - set(trace.columns)
+    assert not missing, missing
+    assert result.status == "budget", result.message
+    assert trace.iteration.tolist() == [0, 1, 2]
+    assert trace.status.tolist() == ["running", "running", "budget"]
+    assert (trace.problem == problem_name).all() and (trace.solver == solver_name).all()
+    for col in (*COUNTERS, "wall_time"):
+        assert trace[col].is_monotonic_increasing, col
+    assert trace.ll_iters.iloc[-1] > 0
+    assert trace.upper_value.map(math.isfinite).all()
+    assert result.theta.shape == theta0.shape
+    assert torch.equal(p.theta0, theta0)  # the solver did not modify the problem's θ₀ in place
+
+
+# ---------------------------------------------------------------------------------------- budgets
+def test_lower_level_budget_stops_the_run():
+    result = bench.run("maid", "deconv1d", max_ll_iters=500, max_iters=100)
+    trace = result.trace
+    assert result.status == "budget" and trace.status.iloc[-1] == "budget"
+    assert trace.ll_iters.iloc[-1] >= 500 and trace.ll_iters.iloc[-2] < 500
+    assert len(trace) < 101
+
+
+def test_zero_time_budget_records_only_the_initial_state():
+    result = bench.run("ift", "quadratic", max_time=0.0, max_iters=100)
+    assert result.status == "budget" and result.trace.iteration.tolist() == [0]
+
+
+# ---------------------------------------------------------------------------------------- 9. bad input
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"solver": "nope", "problem": "quadratic"}, r"unknown solver 'nope'; valid solvers: .*maid"),
+        ({"solver": "maid", "problem": "nope"}, r"unknown problem 'nope'; valid problems: .*quadratic"),
+        (
+            {"solver": "maid", "problem": "quadratic", "problem_params": {"size": 3}},
+            r"unknown parameter\(s\) size for problem 'quadratic'; valid: .*m1=8",
+        ),
+        (
+            {"solver": "maid", "problem": "quadratic", "solver_config": {"rho": 1.5}},
+            r"MAID\.rho must be in \(0, 1\)",
+        ),
+        (
+            {"solver": "maid", "problem": "quadratic", "dtype": "float16"},
+            r"dtype must be one of float32, float64",
+        ),
+        ({"solver": "maid", "problem": "quadratic", "max_iters": -1}, r"max_iters must be ≥ 0"),
+        ({"solver": "maid", "problem": "quadratic", "eval_every": 0}, r"eval_every must be ≥ 1"),
+    ],
+)
+def test_run_rejects_bad_input(kwargs, match):
+    solver, problem = kwargs.pop("solver"), kwargs.pop("problem")
+    with pytest.raises(ValueError, match=match):
+        bench.run(solver, problem, **kwargs)
+
+
+def test_run_rejects_device_mismatch():
+    with pytest.raises(ValueError, match=r"device='meta' but the problem lives on cpu"):
+        bench.run("maid", problems.make_problem("quadratic"), device="meta")
+
+
+# ------------------------------------------------------------------------------------ 10. divergence, errors
+@pytest.mark.parametrize(
+    ("problem_name", "solver_name", "step_factor"),
+    [
+        ("quadratic", "ift", 1e6),  # F grows past divergence_factor × F(θ₀)
+        ("tikhonov_adp", "lista", 1e6),
+        # F is bounded on deconv1d (x̂ → 0 as ‖B‖ → ∞); a step that overflows θ must still end as
+        # "diverged" (non-finite value), not as an exception inside the lower solver
+        ("deconv1d", "ift", 1e297),
+        ("deconv1d", "lista", 1e297),
+    ],
+)
+def test_divergence_is_recorded(problem_name, solver_name, step_factor):
+    p = problems.make_problem(problem_name)
+    solver = solvers.make_solver(solver_name, step0=step_factor * p.ul_step0)
+    result = bench.run(solver, p, max_iters=50)
+    assert result.status == "diverged", result.message
+    assert "upper value" in result.message
+    assert result.trace.status.iloc[-1] == "diverged"
+    assert (result.trace.status.iloc[:-1] == "running").all()
+    assert len(result.trace) < 51
+
+
+def test_maid_never_accepts_an_uncertified_step():
+    """With an absurd initial step every line search fails: θ must stay put, without an exception."""
+    p = problems.make_problem("deconv1d")
+    result = bench.run(solvers.make_solver("maid", step0=1e300), p, max_iters=5)
+    assert result.status in ("converged", "budget"), result.message
+    assert torch.equal(result.theta, p.theta0)
+    assert not result.trace.accepted.iloc[1:].any() and (result.trace.step_size == 0.0).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failing:
+    """A solver that takes gradient-free no-op steps and raises in update number ``fail_at``."""
+
+    fail_at: int = 2
+
+    name: ClassVar[str] = "failing"
+    default_max_iters: ClassVar[int] = 10
+
+    def init(self, problem):
+        return SolverState(
+            theta=problem.theta0, x=problem.x0, upper_value=problem.upper_value(problem.theta0, problem.x0)
+        )
+
+    def update(self, problem, state):
+        calls = getattr(state, "calls", 0) + 1
+        if calls == self.fail_at:
+            raise FloatingPointError("boom in update")
+        new = dataclasses.replace(state)
+        new.calls = calls
+        return new
+
+
+def test_exception_in_update_is_recorded(monkeypatch):
+    monkeypatch.setitem(solvers._REGISTRY, "failing", _Failing)
+    assert "failing" in solvers.list_solvers()
+    result = bench.run("failing", "quadratic", max_iters=10)
+    assert result.status == "error"
+    assert "FloatingPointError: boom in update" in result.message
+    assert result.trace.status.iloc[-1] == "error"
+    assert result.trace.iteration.tolist() == [0, 1, 2]
+    assert (result.trace.solver == "failing").all()
+
+
+def test_exception_in_init_propagates():
+    with pytest.raises(FloatingPointError, match="boom"):
+        bench.run(_BrokenInit(), "quadratic", max_iters=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BrokenInit(_Failing):
+    def init(self, problem):
+        raise FloatingPointError("boom in init")
