@@ -62,10 +62,12 @@ class _Clock:
         self.elapsed += self._now() - self._start
 
 
-def _is_diverged(value: float, theta: Tensor, reference: float, factor: float) -> bool:
-    if not math.isfinite(value) or not bool(torch.isfinite(theta).all()):
+def _is_diverged(value: float, theta_norm: float, reference: tuple[float, float], factor: float) -> bool:
+    """Non-finite, or the upper value or ‖θ‖ grew by ``factor`` over the start (F may stay bounded
+    while θ explodes, e.g. on deconv1d where x̂ → 0 as ‖B‖ → ∞)."""
+    if not (math.isfinite(value) and math.isfinite(theta_norm)):
         return True
-    return value > factor * max(abs(reference), 1.0)
+    return value > factor * max(abs(reference[0]), 1.0) or theta_norm > factor * max(reference[1], 1.0)
 
 
 def run(
@@ -149,7 +151,7 @@ def run(
     try:
         with clock:
             state = solver.init(problem)
-        reference = state.upper_value
+        reference = (state.upper_value, float(torch.linalg.vector_norm(state.theta)))
         record(0)
         for k in range(1, max_iters + 1):
             if max_time is not None and clock.elapsed >= max_time:
@@ -160,7 +162,8 @@ def run(
                 break
             with clock:
                 state = solver.update(problem, state)
-            if _is_diverged(state.upper_value, state.theta, reference, divergence_factor):
+            theta_norm = float(torch.linalg.vector_norm(state.theta))
+            if _is_diverged(state.upper_value, theta_norm, reference, divergence_factor):
                 status, message = (
                     "diverged",
                     f"upper value {state.upper_value:.3g} at iteration {k}",
@@ -188,7 +191,7 @@ def run(
 
     if rows:
         rows[-1]["status"] = status
-        if "rel_error" not in rows[-1] and problem.metric_names:
+        if any(name not in rows[-1] for name in problem.metric_names):
             with torch.no_grad(), problem.uncounted():
                 rows[-1].update(problem.metrics(state.theta, state.x))
     trace = pd.DataFrame(rows)

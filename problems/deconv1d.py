@@ -128,6 +128,9 @@ class Deconv1D(BilevelProblem):
         self.h = 2.0 / n
         self.t = -1 + self.h / 2 + self.h * torch.arange(n, dtype=torch.float64)
         self.A = gaussian_blur_matrix(n, sigma, torch.float64, torch.device("cpu"))
+        # The Gaussian tail underflows to subnormals (|i−j| ≳ 190), which slow every n² pass by
+        # several × on x86; flushing them to 0 changes A by < 2.3e-308 per entry.
+        self.A[self.A < torch.finfo(torch.float64).tiny] = 0.0
         self.x_true = piecewise_constant_truth(self.t)
         gen = torch.Generator().manual_seed(seed)
         # Data in float64 on the CPU from a fixed seed, then moved: identical across devices/dtypes.

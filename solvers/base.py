@@ -56,7 +56,16 @@ def check_range(
     value = getattr(config, field)
     if value is None and optional:
         return
-    bad = value is None or not isinstance(value, (int, float)) or not math.isfinite(value)
+    bad = (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+    )
+    # Integer fields (iteration caps) must be integers: 2.5 iterations is a typo, not a setting.
+    declared = {f.name: f.type for f in dataclasses.fields(config)}.get(field)  # type: ignore[arg-type]
+    if not bad and declared in (int, "int") and not isinstance(value, int):
+        raise ValueError(f"{type(config).__name__}.{field} must be an integer, got {value!r}")
     if not bad and lo is not None:
         bad = value <= lo if lo_open else value < lo
     if not bad and hi is not None:
