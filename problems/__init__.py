@@ -7,10 +7,14 @@ import inspect
 import torch
 
 from problems.base import BilevelProblem, Counters
+from problems.deblur2d import Deblur2D, SemiBlind2D
 from problems.deconv1d import Deconv1D
+from problems.tikhonov2d import TikhonovConv2D
 from problems.validation import Quadratic, TikhonovADP
 
-_REGISTRY: dict[str, type[BilevelProblem]] = {cls.name: cls for cls in (Deconv1D, Quadratic, TikhonovADP)}
+_REGISTRY: dict[str, type[BilevelProblem]] = {
+    cls.name: cls for cls in (Deconv1D, Quadratic, TikhonovADP, Deblur2D, SemiBlind2D, TikhonovConv2D)
+}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
