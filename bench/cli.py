@@ -64,6 +64,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         else [(e["name"], dict(e.get("config", {}))) for e in cfg.get("solvers", [])]
         or [(n, {}) for n in DEFAULT_SOLVERS]
     )
+    preset = args.preset or cfg.get("preset")
+    if preset is not None:
+        with_presets = [n for n, _ in probs if "preset" in problem_registry.problem_parameters(n)]
+        if not with_presets:
+            raise ValueError(f"--preset {preset!r}: none of the selected problems has presets")
+        for name, params in probs:
+            if name in with_presets:
+                params.setdefault("preset", preset)
     for name, params in probs:
         params.update(problem_params.get(name, {}))
     for name, config in solvs:
@@ -115,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a sweep (default: deconv1d, maid/ift/lista, 20 s each) and report it")
     p.add_argument("--problem", "-p", action="append", help="problem name(s), comma-separated or repeated")
+    p.add_argument("--preset", help="protocol of the problems that have presets (2D): paper | certified")
     p.add_argument("--solver", "-s", action="append", help="solver name(s), comma-separated or repeated")
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")

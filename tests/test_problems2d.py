@@ -149,11 +149,21 @@ def test_metrics_baselines_and_counters() -> None:
 
 
 def test_solver_defaults_are_valid_configs() -> None:
+    from problems.deblur2d import PRESETS
     from solvers import make_solver
 
-    for name, config in Deblur2D.solver_defaults.items():
-        make_solver(name, **config)
-    assert Deblur2D(size=(16, 16)).ul_step0 == 1e-6
+    for preset in PRESETS:
+        p = Deblur2D(size=(16, 16), preset=preset)
+        assert p.solver_defaults.keys() == {"maid", "ift", "lista"}
+        for name, config in p.solver_defaults.items():
+            make_solver(name, **config)
+        assert p.ul_step0 == 1e-6
+        assert p.params["preset"] == preset and p.alpha == PRESETS[preset]["params"]["alpha"]
+    assert Deblur2D(size=(16, 16), preset="certified").certified  # μ = ζ > 0: a true distance bound
+    assert not Deblur2D(size=(16, 16), preset="paper").certified
+    assert Deblur2D(size=(16, 16), preset="certified", alpha=0.01).alpha == 0.01  # explicit wins
+    with pytest.raises(ValueError, match="preset must be one of paper, certified"):
+        Deblur2D(size=(16, 16), preset="nope")
 
 
 def test_maid_runs_on_semiblind2d() -> None:
