@@ -61,6 +61,7 @@ def identity(solver: Any, problem: BilevelProblem, seed: int) -> dict[str, Any]:
         "solver_config": json.dumps(config, sort_keys=True),
         "problem_params": json.dumps(params, sort_keys=True),
         "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "python_version": platform.python_version(),
         "git_commit": git_commit(),
     }

@@ -100,6 +100,21 @@ def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+QUALITY_COLUMNS = [
+    "problem",
+    "image",
+    "preset",
+    "seed",
+    "size",
+    "method",
+    "psnr",
+    "ssim",
+    "status",
+    "upper_iters",
+    "wall_time",
+    "kernel_change",
+]
+
 TABLE_COLUMNS = [
     "problem",
     "solver",
@@ -141,10 +156,26 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
         "",
         _provenance(traces),
     ]
+    image_problems = [p for p in targets if "psnr" in problem_registry._lookup(p).metric_names]
+    if image_problems:
+        from bench import images2d
+
+        img = traces[traces.problem.isin(image_problems)]
+        quality = images2d.quality_table(img, runs, out_dir)
+        quality.to_csv(out_dir / "quality.csv", index=False)
+        parts += [
+            "",
+            "## Image quality (PSNR dB / SSIM of the final reconstruction; blurry = data y; smoothed TV = "
+            "the preset's baseline with b₀)",
+            "",
+            markdown_table(quality, QUALITY_COLUMNS),
+        ]
     if figures:
         from bench import plots
 
         names = plots.make_figures(traces, runs, out_dir)
+        if image_problems:
+            names += images2d.figures(img, runs, out_dir)
         parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
     text = "\n".join(parts) + "\n"
     (out_dir / SUMMARY_FILE).write_text(text)
