@@ -27,7 +27,7 @@ def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> pd.DataFrame:
     """Each run's upper value on a common log-spaced grid of x (last value at or before x), so
     medians and bands over seeds compare like with like."""
     out = []
-    for (problem, solver), group in traces.groupby(["problem", "solver"], sort=False):
+    for (problem, solver), group in traces.groupby(["case", "solver"], sort=False):
         xs = group[x].to_numpy(dtype=float)
         lo, hi = max(xs[xs > 0].min(), 1e-6), xs.max()
         grid = np.geomspace(lo, hi, n) if hi > lo else np.array([hi])
@@ -51,11 +51,12 @@ def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> pd.DataFrame:
 
 
 def convergence(traces: pd.DataFrame, path: Path, targets: dict[str, float] | None = None) -> None:
+    """Upper value vs solver time and vs lower-level iterations, one row per problem instance."""
     plt, sns = _mpl()
-    problems_ = list(traces.problem.unique())
-    fig, axes = plt.subplots(len(problems_), 2, figsize=(10, 3.6 * len(problems_)), squeeze=False)
-    for row, problem in enumerate(problems_):
-        tr = traces[traces.problem == problem]
+    cases = list(traces.case.unique())
+    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.4 * len(cases)), squeeze=False)
+    for row, case in enumerate(cases):
+        tr = traces[traces.case == case]
         for col, (x, label) in enumerate(
             (("wall_time", "solver time [s]"), ("ll_iters", "lower-level iterations"))
         ):
@@ -64,12 +65,12 @@ def convergence(traces: pd.DataFrame, path: Path, targets: dict[str, float] | No
             sns.lineplot(
                 data=data, x=x, y="upper_value", hue="solver", estimator="median", errorbar=("pi", 100), ax=ax
             )
-            ax.set(xscale="log", yscale="log", xlabel=label, ylabel="upper value g + r", title=problem)
-            if targets and problem in targets:
-                ax.axhline(targets[problem], color="k", ls=":", lw=1, label="target")
-            ax.legend()
+            ax.set(xscale="log", yscale="log", xlabel=label, ylabel="upper value g + r", title=case)
+            if targets and case in targets:
+                ax.axhline(targets[case], color="k", ls=":", lw=1, label="target")
+            ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -127,7 +128,7 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
 
 
 def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str]:
-    targets = dict(runs.groupby("problem").target.first())
+    targets = dict(runs.groupby("case").target.first())
     names = ["convergence.png"]
     convergence(traces, out_dir / names[0], targets)
     for problem in traces.problem.unique():

@@ -26,6 +26,12 @@ def default_target(problem: str, traces: pd.DataFrame) -> float:
     return float(traces.groupby("run_id").upper_value.min().max())
 
 
+def case_label(problem: str, params_json: str) -> str:
+    """One problem instance's label in tables and plots: the problem, plus image and preset if any."""
+    params = json.loads(params_json)
+    return "/".join([problem] + [str(params[k]) for k in ("image", "preset") if k in params])
+
+
 def _first_reach(trace: pd.DataFrame, target: float) -> pd.Series | None:
     hit = trace[trace.upper_value <= target]
     return None if hit.empty else hit.iloc[0]
@@ -38,11 +44,12 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
         tr = tr.sort_values("iteration")
         last = tr.iloc[-1]
         problem = last.problem
-        target = targets[problem]
+        target = targets[last.case]
         hit = _first_reach(tr, target)
         metric_names = problem_registry._lookup(problem).metric_names
         row = dict(
             run_id=run_id,
+            case=last.case,
             problem=problem,
             solver=last.solver,
             seed=int(last.seed),
@@ -66,8 +73,8 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
 
 def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFrame:
     """Median over seeds per (problem, solver), with time-to-target ratios against MAID."""
-    numeric = [c for c in runs.columns if c not in ("run_id", "problem", "solver", "seed", "status")]
-    grouped = runs.groupby(["problem", "solver"], sort=False)
+    numeric = [c for c in runs.columns if c not in ("run_id", "case", "problem", "solver", "seed", "status")]
+    grouped = runs.groupby(["case", "problem", "solver"], sort=False)
     table = grouped[numeric].median()
     table["runs"] = grouped.size()
     table["reached"] = grouped.time_to_target.apply(lambda s: int(s.notna().sum()))
@@ -75,7 +82,7 @@ def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFram
     table = table.reset_index()
     ratios = []
     for _, row in table.iterrows():
-        ref = table[(table.problem == row.problem) & (table.solver == reference_solver)]
+        ref = table[(table.case == row.case) & (table.solver == reference_solver)]
         ref_time = float(ref.time_to_target.iloc[0]) if len(ref) else math.nan
         ratios.append(row.time_to_target / ref_time if ref_time > 0 else math.nan)
     table[f"time_vs_{reference_solver}"] = ratios
@@ -116,7 +123,7 @@ QUALITY_COLUMNS = [
 ]
 
 TABLE_COLUMNS = [
-    "problem",
+    "case",
     "solver",
     "runs",
     "status",
@@ -138,13 +145,13 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
     """Write summary.md, summary.csv and figures into out_dir; return the markdown text."""
     out_dir = Path(out_dir)
     traces = results.load_traces(out_dir)
-    targets = {
-        p: (target if target is not None else default_target(p, traces[traces.problem == p]))
-        for p in traces.problem.unique()
-    }
+    traces["case"] = [case_label(p, j) for p, j in zip(traces.problem, traces.problem_params, strict=True)]
+    targets = {}
+    for case, tr in traces.groupby("case", sort=False):
+        targets[case] = target if target is not None else default_target(tr.problem.iloc[0], tr)
     runs = per_run(traces, targets)
     table = summarize(runs)
-    metric_cols = sorted({m for p in targets for m in problem_registry._lookup(p).metric_names})
+    metric_cols = sorted({m for p in set(traces.problem) for m in problem_registry._lookup(p).metric_names})
     table.to_csv(out_dir / SUMMARY_CSV, index=False)
     parts = [
         f"# adpbench report: {out_dir}",
@@ -156,7 +163,7 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
         "",
         _provenance(traces),
     ]
-    image_problems = [p for p in targets if "psnr" in problem_registry._lookup(p).metric_names]
+    image_problems = [p for p in set(traces.problem) if "psnr" in problem_registry._lookup(p).metric_names]
     if image_problems:
         from bench import images2d
 
