@@ -114,7 +114,7 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
         fig.suptitle(f"{problem}, {params.get('image')}, preset {params.get('preset')}", fontsize=9)
         fig.tight_layout()
         names.append(f"{tag}_images.png")
-        fig.savefig(out_dir / names[-1], dpi=110)
+        fig.savefig(out_dir / names[-1], dpi=80)  # small enough to commit, large enough to judge
         plt.close(fig)
         # kernels (channel 0; all channels start equal) and |b − b_A|
         ref = prob.theta0.cpu()[0].numpy()
