@@ -108,3 +108,29 @@ def test_list_shows_problems_and_solvers(capsys):
     out = capsys.readouterr().out
     for name in ("deconv1d", "quadratic", "tikhonov_adp", "maid", "ift", "lista", "eps0"):
         assert name in out
+
+
+def test_image_problem_report_has_quality_table_and_figures(tmp_path):
+    out = tmp_path / "r"
+    args = [
+        "-p",
+        "deblur2d",
+        "--param",
+        "deblur2d.size=(16, 16)",
+        "--preset",
+        "certified",
+        "-s",
+        "maid,lista",
+    ]
+    assert _run([*args, "--max-iters", "2", "-o", str(out)]) == 0
+    quality = pd.read_csv(out / "quality.csv")
+    assert set(quality.method) == {"blurry", "smoothed TV", "ADP-β lista", "ADP-β maid"}
+    assert (quality.preset == "certified").all() and quality.psnr.notna().all()
+    assert (out / "deblur2d_astronaut_certified_seed0_images.png").exists()
+    assert (out / "deblur2d_astronaut_certified_seed0_kernels.png").exists()
+    assert "## Image quality" in (out / "summary.md").read_text()
+
+
+def test_preset_needs_a_problem_with_presets(tmp_path, capsys):
+    assert _run(["-p", "quadratic", "--preset", "paper", "--max-iters", "1", "-o", str(tmp_path / "r")]) == 2
+    assert "none of the selected problems has presets" in capsys.readouterr().err
