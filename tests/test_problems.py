@@ -252,3 +252,13 @@ def test_bad_upper_operator():
 def test_out_of_range_problem_parameters(name, params, match):
     with pytest.raises(ValueError, match=match):
         problems.make_problem(name, **params)
+
+
+def test_lower_solve_stops_when_the_dtype_cannot_resolve_the_accuracy():
+    """float32 cannot resolve ‖∇h‖ ≤ 1e-20: the solve stops on stagnation (not at max_iters) and
+    reports the bound it achieved, unconverged."""
+    p = problems.make_problem("tikhonov_adp", dtype="float32")
+    res = p.ll_solve(p.theta0, p.x0, 1e-20, 1_000_000)
+    assert not res.converged
+    assert res.iters < 10_000
+    assert 0 < res.dist_bound < 1e-3
