@@ -87,6 +87,11 @@ def test_toml_config_grid(tmp_path):
         (["--solver-param", "maid.rho=2"], r"MAID.rho must be in \(0, 1\)"),
         (["--param", "nope"], "NAME.KEY=VALUE"),
         (["--device", "tpu"], "device must be"),
+        pytest.param(
+            ["--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="has CUDA"),
+        ),
     ],
 )
 def test_bad_input_gives_clear_error(tmp_path, capsys, args, message):
