@@ -122,7 +122,7 @@ def prepare(case: str, device: str = "cpu") -> Prepared:
     state = maid.init(problem)
     theta, x = state.theta, state.x
     q, _ = problem.adjoint_solve(theta, x, state.delta, maid.cg_max_iters)
-    v = problem.ul_grad_x(theta, x)
+    v = problem.adjoint_rhs(theta, x)
     prep = Prepared(case, problem, maid, theta, x, q, state.eps, state.delta, v)
     for kernel in (ll_iteration, hvp, cg_solve, hypergradient, inexact_hypergradient):
         kernel(prep)

@@ -130,7 +130,12 @@ class BilevelProblem:
         return self.ul_g(theta, x) + self.ul_reg(theta)
 
     def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
-        """∇_x g(x, θ), restricted to the active set (right-hand side of H q = ∇_x g)."""
+        """∇_x g(x, θ), the full gradient (its norm enters MAID's bounds on g(x̂) for every component
+        of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`."""
+        return self._ul_grad_x(theta, x)
+
+    def adjoint_rhs(self, theta: Tensor, x: Tensor) -> Tensor:
+        """Right-hand side of H q = ∇_x g: the gradient restricted to the active set."""
         return self._mask(self._ul_grad_x(theta, x), theta, x)
 
     def hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
@@ -156,7 +161,7 @@ class BilevelProblem:
     ) -> tuple[Tensor, float]:
         """CG on H q = ∇_x g(x, θ) until ‖H q − ∇_x g‖ ≤ tol. Returns (q, residual norm)."""
         with torch.no_grad():
-            rhs = self.ul_grad_x(theta, x)
+            rhs = self.adjoint_rhs(theta, x)
             if q0 is not None:
                 q0 = self._mask(q0, theta, x)
             return conjugate_gradient(lambda v: self.hvp(theta, x, v), rhs, q0, tol, max_iters)
@@ -224,7 +229,7 @@ class BilevelProblem:
         theta = self._as_tensor(theta)
         x = self.solve_lower(theta, tol)
         with self.uncounted():
-            rhs_norm = float(torch.linalg.vector_norm(self.ul_grad_x(theta, x)))
+            rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
             q, _ = self.adjoint_solve(theta, x, 1e-14 * max(rhs_norm, 1e-300), 100 * x.numel())
             return self.hypergradient_from(theta, x, q)
 

@@ -173,3 +173,15 @@ def test_solver_configs_are_frozen_named_dataclasses(name):
     assert set(solvers.list_solvers()[name]) == {f.name for f in dataclasses.fields(solver)}
     with pytest.raises(dataclasses.FrozenInstanceError):
         solver.step0 = 1.0
+
+
+def test_maid_slack_uses_the_full_upper_gradient():
+    """MAID bounds g(x̂) with ‖∇ₓg(x̃)‖·ε; x̂ − x̃ has components off the ℓ¹ support too, so the norm must be
+    of the full gradient, not of the active-set right-hand side of the adjoint system."""
+    p = problems.make_problem("deconv1d")
+    x = p.solve_lower(p.theta0, 1e-3)
+    full, rhs = p.ul_grad_x(p.theta0, x), p.adjoint_rhs(p.theta0, x)
+    mask = x != 0
+    assert mask.any() and not mask.all()
+    assert torch.equal(rhs[~mask], torch.zeros_like(rhs[~mask])) and torch.equal(rhs[mask], full[mask])
+    assert float(full[~mask].abs().max()) > 0  # the off-support part is really there
