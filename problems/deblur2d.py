@@ -25,7 +25,7 @@ Choices where SPEC is silent (documented here, recorded in ``params``):
   (a wrong μ in the constant momentum can stall or diverge).
 * L = ‖K_b‖²-bound + 8α/γ + ζ (``Conv2D.norm_bound``: exact for periodic, Collatz–Wielandt for replicate /
   reflect, cached per θ).
-* α, β — per preset (``PRESETS``), from the grid searches of ``bench/grid_search.py`` on the 128×128
+* α, β — per preset (``PRESETS``), from the grid searches of ``studies/grid_search.py`` on the 128×128
   astronaut (the tuning image; coffee and chelsea are held out), tables in ``results/grid_search/``:
 
   - α: ``paper`` keeps the authors' 100·e⁻⁶ ≈ 0.248; ``certified`` takes the best fully solved smoothed

@@ -1,6 +1,6 @@
 """pytest-benchmark micro-benchmarks of the hypergradient kernels and one upper iteration per solver.
 
-The kernels are ``bench.microbench``'s (shared with the asv suite). pyproject's ``--benchmark-disable``
+The kernels are ``studies.microbench``'s (shared with the asv suite). pyproject's ``--benchmark-disable``
 makes each run once, as a smoke test with assertions, in an ordinary ``pytest`` run. To measure:
 
     python -m pytest tests/test_benchmarks.py --benchmark-enable --benchmark-only \
@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from bench import microbench as mb
+from studies import microbench as mb
 
 needs_2d = pytest.mark.skipif(not mb.has_2d(), reason="deblur2d is not registered (problems.list_problems())")
 CASES = [

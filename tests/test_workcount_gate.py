@@ -1,14 +1,14 @@
-"""CI gate on deterministic work counts (``bench.workcounts``) against ``bench/workcounts_baseline.json``.
+"""CI gate on deterministic work counts (``studies.workcounts``) against ``studies/workcounts_baseline.json``.
 
 Wall time is not gated here (it depends on the machine and its load): compare timings with ``asv compare``
-on one machine. After an intended change of the counts: ``python -m bench.workcounts --update``, commit.
+on one machine. After an intended change of the counts: ``python -m studies.workcounts --update``, commit.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bench import workcounts
+from studies import workcounts
 
 BASELINE = workcounts.load_baseline() if workcounts.BASELINE_PATH.exists() else {}
 

@@ -1,6 +1,6 @@
 """Speed of the 2D problems (issue 3), in one process, on the machine it runs on.
 
-    python -m bench.deblur2d_timing [--size 400,300] [--reps 30] [--skip-maid]
+    python -m studies.deblur2d_timing [--size 400,300] [--reps 30] [--skip-maid]
         [--out results/deblur2d_timing.md]
 
 1. One lower-level iteration (``prox_gradient_solve`` — FISTA step, counted gradient, stopping test —
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split(","))
     lines = [
-        "# deblur2d timing (bench/deblur2d_timing.py)",
+        "# deblur2d timing (studies/deblur2d_timing.py)",
         "",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, float64, CPU. Image 3×{size[0]}×{size[1]}, 5×5 kernel. "

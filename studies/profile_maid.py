@@ -1,8 +1,8 @@
 """Profile a few MAID upper iterations: where the time goes (see docs/profiling.md).
 
-    python -m bench.profile_maid                       # deconv1d, and deblur2d 128×128 when registered
-    python -m bench.profile_maid --case deconv1d --iters 20 --mode cprofile --top 25
-    python -m bench.profile_maid --device cuda         # GPU: CUDA kernel times from torch.profiler
+    python -m studies.profile_maid                       # deconv1d, and deblur2d 128×128 when registered
+    python -m studies.profile_maid --case deconv1d --iters 20 --mode cprofile --top 25
+    python -m studies.profile_maid --device cuda         # GPU: CUDA kernel times from torch.profiler
 
 Per case: build the problem and MAID (the problem family's defaults), run ``init`` and one update
 (warm-up), then replay the same ``--iters`` updates (MAID's states are immutable) three times: plain,
@@ -27,8 +27,8 @@ from collections import defaultdict
 
 import torch
 
-from bench import microbench as mb
 from bench.harness import make_solver_for
+from studies import microbench as mb
 
 PHASES = ("ll_solve", "adjoint_solve", "hypergradient_from", "upper_value", "ul_grad_x")
 

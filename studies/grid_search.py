@@ -1,8 +1,8 @@
 """Documented grid searches for the 2D weights (issue 3): α of the smoothed-TV lower level and β of the
 H¹ kernel penalty, on one tuning image (astronaut by default); the other images are held out.
 
-    python -m bench.grid_search alpha [--alphas 1e-3,2e-3,...] [--size 128]
-    python -m bench.grid_search beta --problem semiblind2d --preset certified [--betas 1e2,1e3,1e4]
+    python -m studies.grid_search alpha [--alphas 1e-3,2e-3,...] [--size 128]
+    python -m studies.grid_search beta --problem semiblind2d --preset certified [--betas 1e2,1e3,1e4]
         [--max-time 20] [--workers 2]
 
 ``alpha``: PSNR of the fully solved smoothed TV (certified distance 1e-4, ζ = ZETA_CERTIFIED) per α →

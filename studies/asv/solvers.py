@@ -3,7 +3,7 @@ bytes autograd keeps for backward (``track_*``: LISTA's unrolled graph against I
 
 import torch
 
-from bench import microbench as mb
+from studies import microbench as mb
 
 
 class TimeUpperIteration:

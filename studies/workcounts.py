@@ -1,12 +1,12 @@
 """Deterministic work counts: the CI gate's numbers and asv's ``track_*`` benchmarks (one source).
 
 Wall time depends on the machine and its load; the work a solver does to reach a fixed target does not.
-Each count below is one function (registered in :data:`COUNTS`); ``bench/asv/workcounts.py`` turns each
+Each count below is one function (registered in :data:`COUNTS`); ``studies/asv/workcounts.py`` turns each
 into a ``track_<name>`` benchmark and ``tests/test_workcount_gate.py`` compares each against the committed
-baseline ``bench/workcounts_baseline.json``.
+baseline ``studies/workcounts_baseline.json``.
 
-    python -m bench.workcounts            # compute, compare with the baseline (exit status 1 on a change)
-    python -m bench.workcounts --update   # rewrite the baseline after an intended change (commit it)
+    python -m studies.workcounts            # compute, compare with the baseline (exit status 1 on a change)
+    python -m studies.workcounts --update   # rewrite the baseline after an intended change (commit it)
 
 Counts are computed with one torch thread (:func:`single_thread`): faster for these small problems on a
 shared CPU, and no thread-count dependent reduction order. Counters are the problems' own (SPEC §4).
@@ -40,11 +40,11 @@ from typing import Any
 import torch
 
 from bench.harness import make_solver_for
-from bench.microbench import has_2d, make_case, single_thread
+from studies.microbench import has_2d, make_case, single_thread
 
 BASELINE_PATH = Path(__file__).with_name("workcounts_baseline.json")
 OVERRIDES_ENV = "ADPBENCH_WORKCOUNT_OVERRIDES"
-UPDATE_COMMAND = "python -m bench.workcounts --update"
+UPDATE_COMMAND = "python -m studies.workcounts --update"
 
 INT_REL_TOL = 0.01
 FLOAT_REL_TOL = 1e-6
@@ -343,7 +343,7 @@ def check(name: str, old: dict[str, Any] | None, new: float | None) -> str | Non
         f"{name}: baseline {value!r}, now {new!r} {unit}, ratio {ratio:.4f} "
         f"(allowed ±{tol:g} relative){note}\n"
         f"    {old.get('description', '')}\n"
-        f"    If this change is intended, run `{UPDATE_COMMAND}` and commit bench/workcounts_baseline.json."
+        f"    If this change is intended, run `{UPDATE_COMMAND}` and commit studies/workcounts_baseline.json."
     )
 
 

@@ -1,4 +1,4 @@
-"""Benchmark kernels shared by the asv suite (``bench/asv``) and the pytest-benchmark tests.
+"""Benchmark kernels shared by the asv suite (``studies/asv``) and the pytest-benchmark tests.
 
 A *case* names a problem instance: ``"deconv1d"`` (SPEC §2.1 defaults) or ``"deblur2d-<S>"`` (an S×S
 ``deblur2d``, only when that problem is registered). :func:`prepare` builds the instance once per

@@ -1,6 +1,6 @@
 """Timing benchmark of the 1D comparison (issue: deconv1d MAID vs IFT vs LISTA), one process.
 
-    python -m bench.deconv1d_timing [--repeats 3] [--full] [--out results/deconv1d/timing.md]
+    python -m studies.deconv1d_timing [--repeats 3] [--full] [--out results/deconv1d/timing.md]
 
 For each solver: solver time to reach ½‖Ax − y‖² ≤ 0.0102 (median of ``repeats`` runs, all in this
 process, solvers interleaved so drift hits all alike), where the time goes (lower solves, adjoint CG,
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             runs[solver].append(one_run(solver, budgets[solver]))
     matvec = bare_matvec_seconds()
     lines = [
-        "# deconv1d timing (bench/deconv1d_timing.py)",
+        "# deconv1d timing (studies/deconv1d_timing.py)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, float64, CPU. Medians of {args.repeats} runs per solver in one process.",

@@ -1,8 +1,8 @@
-"""airspeed velocity suite (``asv.conf.json``: ``benchmark_dir = bench/asv``); see docs/benchmarks.md.
+"""airspeed velocity suite (``asv.conf.json``: ``benchmark_dir = studies/asv``); see docs/benchmarks.md.
 
 asv imports this package under the top-level name of its directory and every module in it, so it holds
-benchmarks only; the shared code is ``bench.microbench`` (timing kernels, also used by the pytest
-benchmarks) and ``bench.workcounts`` (deterministic counts, also used by the CI gate).
+benchmarks only; the shared code is ``studies.microbench`` (timing kernels, also used by the pytest
+benchmarks) and ``studies.workcounts`` (deterministic counts, also used by the CI gate).
 
 The checkout that contains this folder goes first on ``sys.path``: with asv's ``existing`` environment
 the suite then benchmarks the code of the tree it was run from, whatever else is installed.

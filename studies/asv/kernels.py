@@ -1,7 +1,7 @@
 """``time_*``: one call of each hypergradient kernel on deconv1d (and deblur2d 64×64, 128×128 when
-registered), CPU and, when available, CUDA. What each kernel does: ``bench.microbench``."""
+registered), CPU and, when available, CUDA. What each kernel does: ``studies.microbench``."""
 
-from bench import microbench as mb
+from studies import microbench as mb
 
 
 class TimeKernels:

@@ -1,8 +1,8 @@
-"""``track_<name>`` for every deterministic work count in ``bench.workcounts`` (the CI gate's numbers):
+"""``track_<name>`` for every deterministic work count in ``studies.workcounts`` (the CI gate's numbers):
 lower-level iterations, CG steps and upper iterations MAID needs to reach a fixed target, and upper
 values after a fixed budget. asv records them per commit, so ``asv compare`` shows work changes too."""
 
-from bench import workcounts as _wc
+from studies import workcounts as _wc
 
 
 def _make_track(count):
