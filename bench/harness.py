@@ -137,6 +137,7 @@ def run(
             "hypergrad_norm",
             "step_size",
             "eps",
+            "eps_floor",
             "delta",
             "backtracks",
             "accepted",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -157,14 +157,43 @@ class BilevelProblem:
         return x
 
     def adjoint_solve(
-        self, theta: Tensor, x: Tensor, tol: float, max_iters: int, q0: Tensor | None = None
+        self,
+        theta: Tensor,
+        x: Tensor,
+        tol: float,
+        max_iters: int,
+        q0: Tensor | None = None,
+        *,
+        ul_grad: Tensor | None = None,
+        precondition: str = "none",
     ) -> tuple[Tensor, float]:
-        """CG on H q = ∇_x g(x, θ) until ‖H q − ∇_x g‖ ≤ tol. Returns (q, residual norm)."""
+        """CG on H q = ∇_x g(x, θ) until ‖H q − ∇_x g‖ ≤ tol. Returns (q, residual norm).
+
+        ``ul_grad``: ∇_x g(x, θ) when the caller already has it (not recomputed). ``precondition``:
+        ``"none"`` (plain CG, the paper's) or a kind of :meth:`adjoint_preconditioner` (same residual
+        test, usually fewer steps; each step also applies M⁻¹, uncounted)."""
         with torch.no_grad():
-            rhs = self.adjoint_rhs(theta, x)
+            grad = self._ul_grad_x(theta, x) if ul_grad is None else ul_grad
+            rhs = self._mask(grad, theta, x)
             if q0 is not None:
                 q0 = self._mask(q0, theta, x)
-            return conjugate_gradient(lambda v: self.hvp(theta, x, v), rhs, q0, tol, max_iters)
+            precond = None if precondition == "none" else self.adjoint_preconditioner(theta, x, precondition)
+            return conjugate_gradient(lambda v: self.hvp(theta, x, v), rhs, q0, tol, max_iters, precond)
+
+    def tangent_solve(
+        self, theta: Tensor, x: Tensor, v: Tensor, tol: float, max_iters: int, w0: Tensor | None = None
+    ) -> tuple[Tensor, float]:
+        """CG on H w = J v (J = ∂_θ∇_x h, on the active set) until ‖H w − J v‖ ≤ tol: w = −(dx̂/dθ)v,
+        so x̂(θ − t v) ≈ x̂(θ) + t w (a first-order warm start). Returns (w, residual norm)."""
+        with torch.no_grad():
+            rhs = self._mask(self._ll_grad_jvp_theta(theta, x, v), theta, x)
+            if w0 is not None:
+                w0 = self._mask(w0, theta, x)
+            return conjugate_gradient(lambda u: self.hvp(theta, x, u), rhs, w0, tol, max_iters)
+
+    def adjoint_preconditioner(self, theta: Tensor, x: Tensor, kind: str) -> Callable[[Tensor], Tensor]:
+        """v ↦ M⁻¹v for a symmetric positive definite M ≈ ∇²_xx h(x, θ) of the named kind."""
+        raise ValueError(f"{self.name} has no adjoint preconditioner {kind!r}; use 'none'")
 
     # ------------------------------------------------------------------ autograd defaults
     def _mask(self, v: Tensor, theta: Tensor, x: Tensor) -> Tensor:
@@ -184,6 +213,15 @@ class BilevelProblem:
             x_ = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.ul_g(theta.detach(), x_), x_)
         return grad
+
+    def _ll_grad_jvp_theta(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        """J v = ∂_θ∇_x f(x, θ)·v: the gradient in u of ⟨∂_θ⟨∇_x f(x, θ), u⟩, v⟩ (linear in u)."""
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            u = torch.zeros_like(x, requires_grad=True)
+            (vjp,) = torch.autograd.grad((self._ll_grad(th, x.detach()) * u).sum(), th, create_graph=True)
+            (jv,) = torch.autograd.grad((vjp * v).sum(), u)
+        return jv
 
     def _hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
         q = self._mask(q, theta, x).detach()

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,7 @@ from torch import Tensor
 from problems.base import BilevelProblem
 from problems.conv2d import BOUNDARIES, Conv2D, conv2d, gaussian_kernel, motion_kernel
 from problems.lower import prox_gradient_solve
+from problems.precond2d import FourierPreconditioner, JacobiPreconditioner, tv_mean_curvature
 from problems.regularisers import H1Penalty, SmoothedTV
 
 #: colour images bundled with scikit-image (no download needed)
@@ -312,6 +314,15 @@ class Deblur2D(BilevelProblem):
             spec = spec + res_hat * xhat
         grad = op.kernel_grad_from_spectrum(spec)
         return grad + self.h1.grad(theta) if self.beta else grad
+
+    def adjoint_preconditioner(self, theta: Tensor, x: Tensor, kind: str) -> Callable[[Tensor], Tensor]:
+        """M⁻¹ for M ≈ H of kind ``"fourier"`` or ``"jacobi"`` (``problems.precond2d``)."""
+        if kind == "fourier":
+            curvature = self.alpha * tv_mean_curvature(x, self.gamma) if self.alpha else 0.0
+            return FourierPreconditioner(theta, self.shape, curvature, self.zeta)
+        if kind == "jacobi":
+            return JacobiPreconditioner(theta, x, self.alpha, self.gamma, self.zeta)
+        raise ValueError(f"preconditioner must be 'fourier' or 'jacobi', got {kind!r}")
 
     # ------------------------------------------------------------------ evaluation (uncounted)
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:

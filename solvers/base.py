@@ -28,6 +28,7 @@ class SolverState:
     step_size: float = math.nan  # the step taken (0 if no step was accepted)
     eps: float = math.nan  # lower-level accuracy ε in force after this iteration
     delta: float = math.nan  # adjoint (CG) accuracy δ in force after this iteration
+    eps_floor: float = math.nan  # the dtype's lower-level accuracy floor (problems/lower.py) in force
     backtracks: int = 0  # line-search trials rejected this iteration
     accepted: bool = True
     converged: bool = False  # the solver's own stopping rule fired

@@ -34,6 +34,7 @@ class IFT:
     ll_step: float | None = None  # None: 1/L
     cg_tol: float = 1e-10  # ‖H q − ∇_x g‖ ≤ cg_tol: an exact adjoint for practical purposes
     cg_max_iters: int = 1000
+    cg_precond: str = "none"  # adjoint preconditioner: "none" (paper) or a problem's kind, e.g. "jacobi"
 
     name: ClassVar[str] = "ift"
     default_max_iters: ClassVar[int] = 7500
@@ -43,14 +44,19 @@ class IFT:
             check_range(self, f, 0)
         check_range(self, "step0", 0, optional=True)
         check_range(self, "ll_step", 0, optional=True)
+        if not isinstance(self.cg_precond, str):
+            raise ValueError(f"IFT.cg_precond must be a string ('none', 'jacobi'), got {self.cg_precond!r}")
         for f in ("ll_max_iters", "cg_max_iters"):
             check_range(self, f, 1, lo_open=False)
 
     def _at(self, problem: BilevelProblem, theta: Tensor, x: Tensor, q: Tensor | None) -> dict:
         res = problem.ll_solve(theta, x, self.eps, self.ll_max_iters, self.ll_step)
-        q, _ = problem.adjoint_solve(theta, res.x, self.cg_tol, self.cg_max_iters, q)
+        q, _ = problem.adjoint_solve(
+            theta, res.x, self.cg_tol, self.cg_max_iters, q, precondition=self.cg_precond
+        )
         z = problem.hypergradient_from(theta, res.x, q)
-        return dict(theta=theta, x=res.x, q=q, z=z, upper_value=problem.upper_value(theta, res.x))
+        value = problem.upper_value(theta, res.x)
+        return dict(theta=theta, x=res.x, q=q, z=z, upper_value=value, eps_floor=res.eps_floor)
 
     def init(self, problem: BilevelProblem) -> IFTState:
         step = problem.ul_step0 if self.step0 is None else self.step0

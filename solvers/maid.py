@@ -27,11 +27,22 @@ from solvers.base import SolverState, check_range
 class MAIDState(SolverState):
     q: Tensor | None = None  # last adjoint, the CG warm start
     base_step: float = 0.0  # α of Algorithm 2
+    ul_grad: Tensor | None = None  # ∇_x g at (theta, x), when known (not recomputed next update)
+    tangent: Tensor | None = None  # last w = −(dx̂/dθ)·z/‖z‖, the tangent CG's warm start
 
 
 @dataclass(frozen=True)
 class MAID:
-    """MAID hyperparameters; defaults are the paper's 1D settings (SPEC §3.1)."""
+    """MAID hyperparameters; defaults are the paper's 1D settings (SPEC §3.1).
+
+    ``tangent_share`` (not None): each trial θ' = θ − t z starts its lower solve at x + t w, where
+    H w = J z/‖z‖ (J = ∂_θ∇_x h) is solved by CG once per hypergradient (counted CG steps, warm-started
+    at the last w): x̂(θ − t z) = x̂(θ) + t‖z‖w + O(t²), so a trial starts near its solution instead of at
+    x̂(θ)'s. The CG tolerance ‖H w − J z/‖z‖‖ ≤ tangent_share·μ·ε/(α‖z‖) lets the tangent's error
+    move the first trial's start gradient by at most tangent_share of the level μ·ε that certifies ε
+    (later trials, with smaller t, by less). The stopping test is unchanged, so every solve is still
+    certified; None starts each trial at x (the paper's rule and counts).
+    """
 
     eps0: float = 1e-3  # ε₀, initial lower-level accuracy
     delta0: float | None = None  # δ₀, initial CG accuracy (None: δ = ε)
@@ -48,6 +59,8 @@ class MAID:
     cg_max_iters: int = 500  # cap of each CG solve
     ll_step: float | None = None  # lower-level step λ (None: 1/L; the paper used 0.1 in 1D)
     tol: float = 1e-6  # stop when ε < tol
+    cg_precond: str = "none"  # adjoint preconditioner: "none" (paper) or a problem's kind, e.g. "jacobi"
+    tangent_share: float | None = 0.5  # first-order warm start of trials (class docstring); None = off
 
     name: ClassVar[str] = "maid"
     default_max_iters: ClassVar[int] = 300
@@ -64,6 +77,9 @@ class MAID:
         check_range(self, "rho_bar", 1, hi=None, lo_open=False)
         check_range(self, "nu_bar", 1, hi=None, lo_open=False)
         check_range(self, "tol", 0)
+        check_range(self, "tangent_share", 0, optional=True)
+        if not isinstance(self.cg_precond, str):
+            raise ValueError(f"MAID.cg_precond must be a string ('none', 'jacobi'), got {self.cg_precond!r}")
         for f in ("max_backtracks", "max_accuracy_retries", "ll_max_iters", "cg_max_iters"):
             check_range(self, f, 1, lo_open=False)
 
@@ -81,56 +97,78 @@ class MAID:
             delta=self.eps0 if self.delta0 is None else self.delta0,
             step_size=0.0,
             base_step=step,
+            eps_floor=res.eps_floor,
         )
 
     @staticmethod
     def _value_and_slack(
-        problem: BilevelProblem, theta: Tensor, x: Tensor, e: float
-    ) -> tuple[float, float, float]:
-        """g(x) + r(θ), and the two slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ)."""
-        value = problem.upper_value(theta, x)
-        grad_norm = float(torch.linalg.vector_norm(problem.ul_grad_x(theta, x)))
-        return value, grad_norm * e, 0.5 * problem.ul_lipschitz_x(theta) * e**2
+        problem: BilevelProblem, theta: Tensor, x: Tensor, e: float, known: tuple[float, Tensor] | None = None
+    ) -> tuple[float, Tensor, float, float]:
+        """g(x) + r(θ), ∇_x g(x), and the slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ).
+        ``known``: (value, ∇_x g) already computed at this (θ, x)."""
+        if known is None:
+            known = (problem.upper_value(theta, x), problem.ul_grad_x(theta, x))
+        value, grad = known
+        grad_norm = float(torch.linalg.vector_norm(grad))
+        return value, grad, grad_norm * e, 0.5 * problem.ul_lipschitz_x(theta) * e**2
 
     def update(self, problem: BilevelProblem, state: MAIDState) -> MAIDState:
         c = self.eta**2 if self.c is None else self.c
         theta, x, q = state.theta, state.x, state.q
         eps, delta, alpha = state.eps, state.delta, state.base_step
+        # (value, ∇_x g) at (θ, x) when known: the accepted trial of the last update computed them
+        known = None if state.ul_grad is None else (state.upper_value, state.ul_grad)
         rejected = 0
         z_norm = value = float("nan")
+        floor, w = state.eps_floor, state.tangent
         for _ in range(self.max_accuracy_retries):
             # Inexact hypergradient (Algorithm 1) at the current accuracy.
             res = problem.ll_solve(theta, x, eps, self.ll_max_iters, self.ll_step)
-            x = res.x
+            if res.x is not x:
+                known = None
+            x, floor = res.x, res.eps_floor
             e = max(eps, res.dist_bound)  # certified radius actually achieved
-            q, _ = problem.adjoint_solve(theta, x, delta, self.cg_max_iters, q)
+            value, grad, slack1, slack2 = self._value_and_slack(problem, theta, x, e, known)
+            known = (value, grad)
+            q, _ = problem.adjoint_solve(
+                theta, x, delta, self.cg_max_iters, q, ul_grad=grad, precondition=self.cg_precond
+            )
             z = problem.hypergradient_from(theta, x, q)
             z_sq = float(torch.vdot(z.flatten(), z.flatten()))
             z_norm = z_sq**0.5
-            value, slack1, slack2 = self._value_and_slack(problem, theta, x, e)
             # Lower bound of F(θ); the curvature term is only needed when g(·, θ) is non-convex.
             lower = value - slack1 - (0.0 if problem.ul_convex_in_x else slack2)
+            tangent = None  # this hypergradient's w
+            if self.tangent_share is not None and z_norm > 0.0:
+                tol = self.tangent_share * problem.ll_mu(theta) * eps / (alpha * z_norm)
+                w, _ = problem.tangent_solve(theta, x, z / z_norm, tol, self.cg_max_iters, w)
+                tangent = w
             for i in range(self.max_backtracks):
                 trial_step = alpha * self.rho**i
                 theta_new = theta - trial_step * z
-                res_new = problem.ll_solve(theta_new, x, eps, self.ll_max_iters, self.ll_step)
+                bound = -c * trial_step * z_sq
+                start = x if tangent is None else x + (trial_step * z_norm) * tangent
+                res_new = problem.ll_solve(theta_new, start, eps, self.ll_max_iters, self.ll_step)
                 e_new = max(eps, res_new.dist_bound)
-                value_new, slack1_new, slack2_new = self._value_and_slack(
+                value_new, grad_new, slack1_new, slack2_new = self._value_and_slack(
                     problem, theta_new, res_new.x, e_new
                 )
                 upper = value_new + slack1_new + slack2_new  # upper bound of F(θ')
-                if upper - lower <= -c * trial_step * z_sq:
+                if upper - lower <= bound:
                     eps, delta = self.nu_bar * eps, self.nu_bar * delta
                     return replace(
                         state,
                         theta=theta_new,
                         x=res_new.x,
                         q=q,
+                        ul_grad=grad_new,
+                        tangent=w,
                         upper_value=value_new,
                         hypergrad_norm=z_norm,
                         step_size=trial_step,
                         eps=eps,
                         delta=delta,
+                        eps_floor=res_new.eps_floor,
                         backtracks=rejected + i,
                         accepted=True,
                         converged=eps < self.tol,
@@ -144,11 +182,14 @@ class MAID:
             state,
             x=x,
             q=q,
+            ul_grad=None if known is None else known[1],
+            tangent=w,
             upper_value=value,
             hypergrad_norm=z_norm,
             step_size=0.0,
             eps=eps,
             delta=delta,
+            eps_floor=floor,
             backtracks=rejected,
             accepted=False,
             converged=eps < self.tol,
