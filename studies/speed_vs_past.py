@@ -46,6 +46,8 @@ MAID = dict(
     eps0=1.0, rho=0.1, rho_bar=1.5, max_backtracks=3, tol=1e-6, ll_max_iters=100_000, cg_max_iters=5_000
 )
 
+PCG_MAX_STEPS = 5_000
+
 #: Runs inside the subprocess (the API it uses exists in both versions).
 WORKER = r"""
 import json, sys, time, torch
@@ -107,6 +109,24 @@ def unit_costs(size: tuple[int, int], dtype: torch.dtype, reps: int) -> dict[str
     }
 
 
+def pcg_counts(size: tuple[int, int], preset: str, eps: float, ll_cap: int, delta: float) -> dict[str, tuple]:
+    """CG steps and seconds to ‖H q − ∇ₓg‖ ≤ δ at θ₀ (x solved to ε, at most ll_cap iterations), for each
+    adjoint preconditioner; also the largest relative difference of the hypergradients from plain CG's."""
+    p = problems.make_problem("deblur2d", size=size, preset=preset)
+    theta = p.theta0
+    x = p.ll_solve(theta, p.x0, eps, ll_cap).x
+    out, z_ref = {}, None
+    for kind in ("none", "fourier", "jacobi"):
+        p.counters.reset()
+        t0 = time.perf_counter()
+        q, _ = p.adjoint_solve(theta, x, delta, PCG_MAX_STEPS, precondition=kind)
+        seconds = time.perf_counter() - t0
+        z = p.hypergradient_from(theta, x, q)
+        z_ref = z if z_ref is None else z_ref
+        out[kind] = (p.counters.cg_iters, seconds, float((z - z_ref).norm() / z_ref.norm()))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--past", default="a6e38a3")
@@ -115,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--decrease", type=float, default=5e-4, help="target: (1 − decrease)·F₀")
     ap.add_argument("--max-upper", type=int, default=60, help="upper-iteration cap of each run")
     ap.add_argument("--skip-units", action="store_true")
+    ap.add_argument("--skip-runs", action="store_true", help="only the unit costs and CG counts")
     ap.add_argument("--out", default="results/speed_vs_past.md")
     args = ap.parse_args(argv)
     size = [int(v) for v in args.size.split(",")]
@@ -125,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     ).stdout.strip()
     runs: dict[str, list[dict]] = {"past": [], "now": []}
     with tempfile.TemporaryDirectory(prefix="adpbench-past-") as tmp:
+        if args.skip_runs:
+            args.reps = 0
         past_tree = Path(tmp) / "tree"
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(past_tree), args.past],
@@ -141,6 +164,42 @@ def main(argv: list[str] | None = None) -> None:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(past_tree)], check=False
             )
+    lines = [] if args.skip_runs else run_table(runs, args, size, now_commit)
+    if not args.skip_units:
+        lines += [
+            "",
+            "Unit costs (this version, medians, 1 thread):",
+            "",
+            "| dtype | lower iteration [ms] | HVP [ms] | FFT forward+adjoint pair [ms] | iteration / pair "
+            "| HVP / pair |",
+            "|---|---|---|---|---|---|",
+        ]
+        for dtype in (torch.float64, torch.float32):
+            c = unit_costs(tuple(size), dtype, reps=10)
+            lines.append(
+                f"| {str(dtype).removeprefix('torch.')} | {c['iteration'] * 1e3:.2f} | {c['hvp'] * 1e3:.2f} "
+                f"| {c['pair'] * 1e3:.2f} | {c['iteration'] / c['pair']:.2f} | {c['hvp'] / c['pair']:.2f} |"
+            )
+        lines += [
+            "",
+            "Adjoint CG at θ₀ to δ = 1e-6 (float64), per preconditioner: steps, seconds, relative difference "
+            "of the hypergradient from plain CG's:",
+            "",
+            "| preset (x solved to) | none | fourier | jacobi |",
+            "|---|---|---|---|",
+        ]
+        for preset, eps, cap in (("certified", 1e-2, 100_000), ("paper", 1e-3, 200)):
+            c = pcg_counts(tuple(size), preset, eps, cap, 1e-6)
+            cells = " | ".join(f"{n} steps, {t:.1f} s, {d:.1e}" for n, t, d in c.values())
+            lines.append(f"| {preset} (ε = {eps:g}, ≤ {cap} iterations) | {cells} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+
+
+def run_table(runs: dict[str, list[dict]], args: argparse.Namespace, size: list[int], now: str) -> list[str]:
+    """The markdown table of the timed runs (medians) and the ratio past / now."""
     fields = ("time", "upper", "ll_iters", "cg_iters", "psnr")
     med = {k: {f: statistics.median(r[f] for r in v) for f in fields} for k, v in runs.items()}
     ratio = med["past"]["time"] / med["now"]["time"]
@@ -150,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs (shared with "
         f"other jobs: runs interleaved), torch {torch.__version__}, 1 thread, float64, CPU. deblur2d "
         f"3×{size[0]}×{size[1]}, protocol `certified` written out (problem {PROBLEM}; MAID {MAID}). "
-        f"Target: upper value ≤ (1 − {args.decrease:g})·F₀. Past = {args.past}, now = {now_commit} "
+        f"Target: upper value ≤ (1 − {args.decrease:g})·F₀. Past = {args.past}, now = {now} "
         f"(+ working tree). {args.reps} runs each, medians.",
         "",
         "| version | solver time [s] | upper iters | lower iters | CG steps | PSNR [dB] | reached target |",
@@ -171,25 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         "Per-run times [s]: past " + ", ".join(f"{r['time']:.1f}" for r in runs["past"])
         + "; now " + ", ".join(f"{r['time']:.1f}" for r in runs["now"]) + ".",
     ]  # fmt: skip
-    if not args.skip_units:
-        lines += [
-            "",
-            "Unit costs (this version, medians, 1 thread):",
-            "",
-            "| dtype | lower iteration [ms] | HVP [ms] | FFT forward+adjoint pair [ms] | iteration / pair "
-            "| HVP / pair |",
-            "|---|---|---|---|---|---|",
-        ]
-        for dtype in (torch.float64, torch.float32):
-            c = unit_costs(tuple(size), dtype, reps=10)
-            lines.append(
-                f"| {str(dtype).removeprefix('torch.')} | {c['iteration'] * 1e3:.2f} | {c['hvp'] * 1e3:.2f} "
-                f"| {c['pair'] * 1e3:.2f} | {c['iteration'] / c['pair']:.2f} | {c['hvp'] / c['pair']:.2f} |"
-            )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    return lines
 
 
 if __name__ == "__main__":
