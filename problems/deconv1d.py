@@ -202,6 +202,10 @@ class Deconv1D(BilevelProblem):
             return torch.mv(self._ata, x) - self._aty
         return theta.T @ (theta @ x - self.y)
 
+    def _ll_grad_jvp_theta(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        """J V = ∂_B[Bᵀ(Bx − y) + a₂x]·V = Vᵀ(Bx − y) + BᵀVx."""
+        return v.T @ (theta @ x - self.y) + theta.T @ (v @ x)
+
     def _hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
         q = q * self.active_mask(theta, x)
         res = theta @ x - self.y

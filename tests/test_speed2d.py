@@ -183,6 +183,15 @@ def test_jvp_closed_form_matches_autograd(boundary):
     assert torch.allclose(p._ll_grad_jvp_theta(p.theta0, x, v), ref, rtol=1e-10, atol=1e-12)
 
 
+def test_jvp_closed_form_matches_autograd_deconv1d():
+    p = problems.make_problem("deconv1d")
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(p.x0.shape, generator=gen, dtype=torch.float64)
+    v = torch.randn(p.theta0.shape, generator=gen, dtype=torch.float64)
+    ref = problems.base.BilevelProblem._ll_grad_jvp_theta(p, p.theta0, x, v)
+    assert torch.allclose(p._ll_grad_jvp_theta(p.theta0, x, v), ref, rtol=1e-10, atol=1e-12)
+
+
 def test_tangent_is_the_derivative_of_the_lower_solution():
     """w = −(dx̂/dθ)v from H w = J v, against central differences of x̂ (float64)."""
     p = _deblur(12)
