@@ -62,7 +62,7 @@ def test_float32_request_below_floor_is_clipped_not_stalled():
     res = p.ll_solve(p.theta0, p.x0, 1e-12, 100_000)
     lip, mu = p.ll_lipschitz(p.theta0), p.ll_mu(p.theta0)
     floor = FLOOR_FACTOR * torch.finfo(torch.float32).eps * lip * float(p.x0.norm()) / mu
-    assert res.eps_floor == pytest.approx(floor, rel=1e-5)
+    assert floor <= res.eps_floor <= 1.1 * floor  # + the start's gradient norm, small at y
     assert res.converged and res.dist_bound <= res.eps_floor
     # a float64 solve to the same floor as a distance agrees: the float32 bound is a true bound
     ref = _deblur(32).ll_solve(p.theta0.double(), p.x0.double(), 1e-9, 100_000)
