@@ -140,10 +140,16 @@ def test_every_solver_on_every_problem(solver_name, problem_name, small_problem)
 
 # ---------------------------------------------------------------------------------------- budgets
 def test_lower_level_budget_stops_the_run():
+    """The cap holds inside a lower solve: the step that would pass it is not taken, and the unfinished
+    upper iteration is recorded as a partial row with the last accepted θ."""
     result = bench.run("maid", "deconv1d", max_ll_iters=500, max_iters=100)
     trace = result.trace
     assert result.status == "budget" and trace.status.iloc[-1] == "budget"
-    assert trace.ll_iters.iloc[-1] >= 500 and trace.ll_iters.iloc[-2] < 500
+    assert trace.ll_iters.iloc[-1] == 500 and trace.ll_iters.iloc[-2] < 500
+    assert bool(trace.partial.iloc[-1]) and not trace.partial.iloc[:-1].any()
+    assert trace.iteration.iloc[-1] == trace.iteration.iloc[-2]  # completed iterations only
+    assert trace.upper_value.iloc[-1] == trace.upper_value.iloc[-2]
+    assert "max_ll_iters" in result.message
     assert len(trace) < 101
 
 
@@ -170,7 +176,7 @@ def test_zero_time_budget_records_only_the_initial_state():
             {"solver": "maid", "problem": "quadratic", "dtype": "float16"},
             r"dtype must be one of float32, float64",
         ),
-        ({"solver": "maid", "problem": "quadratic", "max_iters": -1}, r"max_iters must be ≥ 0"),
+        ({"solver": "maid", "problem": "quadratic", "max_iters": -1}, r"max_iters must be an integer ≥ 0"),
         ({"solver": "maid", "problem": "quadratic", "eval_every": 0}, r"eval_every must be ≥ 1"),
     ],
 )
