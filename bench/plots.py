@@ -113,13 +113,15 @@ def convergence(
 
     Line: median over the seeds of one configuration; band: min–max over those seeds (only with several).
     Runs ending diverged or stalled get a marker at their last point; runs without a completed upper
-    iteration have no curve and are listed under the panel instead of as an empty legend entry."""
+    iteration have no curve and are listed under the panel instead of as an empty legend entry.
+    Returns each panel's legend labels (row-major)."""
     plt, _ = _mpl()
     traces = with_series(traces)
     cases = list(traces.case.unique())
     completed = traces.groupby("run_id").iteration.max()
     fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.6 * len(cases) + 0.4), squeeze=False)
     many_seeds = False
+    legends: list[list[str]] = []
     for row, case in enumerate(cases):
         tr = traces[traces.case == case]
         drawn = tr[tr.run_id.map(completed) > 0]
@@ -183,7 +185,9 @@ def convergence(
                     fontsize=7,
                     va="bottom",
                 )
-            if ax.get_legend_handles_labels()[0]:
+            labels = ax.get_legend_handles_labels()[1]
+            legends.append(labels)
+            if labels:
                 ax.legend(fontsize=7)
     band = "band: min–max over seeds; " if many_seeds else ""
     fig.suptitle(
@@ -193,6 +197,7 @@ def convergence(
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return legends
 
 
 def _problem_of(trace_row: pd.Series):

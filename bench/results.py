@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,5 +192,10 @@ def load_arrays(out_dir: str | Path, run_id: str) -> dict[str, torch.Tensor] | N
     if trace is None:
         return None
     path = runs_dir(out_dir) / f"{run_id}{ARRAYS_SUFFIX}"
-    with np.load(path, allow_pickle=False) as data:
-        return {k: torch.from_numpy(data[k].copy()) for k in ("theta", "x")}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: torch.from_numpy(data[k].copy()) for k in ("theta", "x")}
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # allow_pickle=False refuses object arrays and raw pickles: such a file is damaged, never run
+        warnings.warn(f"damaged arrays {path}: {exc}; skipped", DamagedRunWarning, stacklevel=2)
+        return None

@@ -100,7 +100,7 @@ def check_budget(budget: object, where: str = "budget") -> dict[str, Any]:
         raise ValueError(f"{where} must be a table of {', '.join(BUDGET_KEYS)}, got {budget!r}")
     bad = sorted(set(budget) - set(BUDGET_KEYS))
     if bad:
-        raise ValueError(f"unknown {where} key(s) {', '.join(bad)}; valid: {', '.join(BUDGET_KEYS)}")
+        raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: {', '.join(BUDGET_KEYS)}")
     for key, value in budget.items():
         if key == "max_time":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
