@@ -214,6 +214,8 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
         return []
     first = traces[traces.run_id == sel.run_id.iloc[0]].iloc[0]
     prob = _problem_of(first)
+    if not hasattr(prob, "x_true"):  # e.g. the closed-form quadratic: nothing to reconstruct
+        return []
     t = getattr(prob, "t", None)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     grid = t.numpy() if t is not None else np.arange(prob.x0.numel())
@@ -265,6 +267,8 @@ def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> lis
 
 
 def _is_1d(runs: pd.DataFrame, out_dir: Path, problem: str) -> bool:
-    run_id = runs[runs.problem == problem].run_id.iloc[0]
-    arrays = results.load_arrays(out_dir, run_id)
-    return arrays is not None and arrays["x"].ndim == 1
+    for run_id in runs[runs.problem == problem].run_id:
+        arrays = results.load_arrays(out_dir, run_id)
+        if arrays is not None:
+            return arrays["x"].ndim == 1
+    return False

@@ -68,7 +68,10 @@ TOML_CASES = [
     ("[budget]\nmax_time = nan\n", r"bad\.toml: \[budget\] max_time must be a finite number of seconds > 0"),
     ("[budget]\nmax_time = 0\n", r"bad\.toml: \[budget\] max_time must be a finite number of seconds > 0"),
     ('[budget]\nmax_iters = "10"\n', r"bad\.toml: \[budget\] max_iters must be an integer ≥ 1"),
-    ("[budget]\nmax_lliters = 10\n", r"bad\.toml: \[budget\]: unknown key\(s\) max_lliters; valid: max_iters"),
+    (
+        "[budget]\nmax_lliters = 10\n",
+        r"bad\.toml: \[budget\]: unknown key\(s\) max_lliters; valid: max_iters",
+    ),
     ('threads = "two"\n', r"bad\.toml: threads must be an integer ≥ 1"),
     ("eval_every = 0\n", r"bad\.toml: eval_every must be an integer ≥ 1"),
     ("device = 1\n", r"bad\.toml: device must be a string"),
