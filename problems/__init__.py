@@ -65,10 +65,11 @@ def _check_type(name: str, key: str, value: object, default: object) -> None:
     elif isinstance(default, str):
         ok, kind = isinstance(value, str), "a string"
     elif isinstance(default, tuple):
-        ok = isinstance(value, (tuple, list)) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        items = [value] if isinstance(value, int) else value  # an int n means (n, n)
+        ok = isinstance(items, (tuple, list)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items
         )
-        kind = f"a tuple of {len(default)} positive integers like {default!r}"
+        kind = f"a tuple of {len(default)} positive integers like {default!r} (or one for a square)"
     elif default is None:
         ok, kind = value is None or _is_number(value), "a finite number (or None for the preset's value)"
     else:  # dtype, device: checked by the problem itself
