@@ -127,6 +127,8 @@ def check_run(out_dir: str | Path, run_id: str) -> tuple[pd.DataFrame | None, st
     folder = runs_dir(out_dir)
     side_path = folder / f"{run_id}{SIDECAR_SUFFIX}"
     if not side_path.is_file():
+        if (folder / f"{run_id}.pt").exists():
+            return None, "old pickle format (.pt), which is never loaded"
         return None, "no sidecar (<run_id>.json): the run did not finish"
     try:
         side = json.loads(side_path.read_text())
