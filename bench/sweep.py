@@ -278,8 +278,12 @@ def run_jobs(
     done = set()
     if resume:
         done, damaged = results.scan(out_dir)
+        wanted = {job.run_id for job in jobs}
         for run_id, why in damaged.items():
-            log(f"{run_id}: damaged ({why}); it runs again")
+            log(
+                f"{run_id}: damaged ({why}); "
+                + ("it runs again" if run_id in wanted else "not in this sweep")
+            )
     for i, job in enumerate(jobs, 1):
         tag = f"[{i}/{len(jobs)}] {job.problem}/{job.solver} seed={job.seed}"
         if job.run_id in done:
