@@ -58,6 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         or [(n, {}) for n in DEFAULT_PROBLEMS]
     )
     names = _split(args.solver)
+    if names and "all" in names:  # `-s all`: every registered solver, in registry order
+        names = [n for n in names if n != "all"] + [
+            n for n in solver_registry.solver_names() if n not in names
+        ]
     solvs = (
         [(n, {}) for n in names]
         if names
@@ -124,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a sweep (default: deconv1d, maid/ift/lista, 20 s each) and report it")
     p.add_argument("--problem", "-p", action="append", help="problem name(s), comma-separated or repeated")
     p.add_argument("--preset", help="protocol of the problems that have presets (2D): paper | certified")
-    p.add_argument("--solver", "-s", action="append", help="solver name(s), comma-separated or repeated")
+    p.add_argument(
+        "--solver",
+        "-s",
+        action="append",
+        help="solver name(s), comma-separated or repeated; `all` = every registered solver",
+    )
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
