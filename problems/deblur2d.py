@@ -77,6 +77,24 @@ ZETA_CERTIFIED = 1e-3
 
 _MAID_AUTHORS_2D = {"eps0": 1.0, "rho": 0.1, "rho_bar": 1.5, "max_backtracks": 3, "tol": 1e-6}
 
+
+def _field_solvers_2d(eps: float, ll_max_iters: int, cg_max_iters: int) -> dict[str, dict[str, object]]:
+    """Settings of the field's solvers (issue 10) under a preset: the same lower-level caps as MAID/IFT;
+    the inexact ones start at MAID's authors' ε₀ = 1, the fixed-accuracy ones use IFT's ε; F2SA's penalty
+    stops at λ = 1e3 so its inner accuracy ε₀(λ₀/λ)² bottoms out at 1e-4 instead of 1e-10."""
+    inexact = {"eps0": _MAID_AUTHORS_2D["eps0"], "ll_max_iters": ll_max_iters}
+    fixed = {"eps": eps, "ll_max_iters": ll_max_iters}
+    return {
+        "hoag": {**inexact, "cg_max_iters": cg_max_iters},
+        "maid_accel": {**_MAID_AUTHORS_2D, "ll_max_iters": ll_max_iters, "cg_max_iters": cg_max_iters},
+        "neumann": fixed,
+        "jfb": fixed,
+        "trbp": fixed,
+        "amigo": {},
+        "f2sa": {**inexact, "lam_max": 1e3},
+    }
+
+
 #: The two protocols of issue 3 / SPEC §2.2 (``preset`` parameter; explicit parameters override):
 #:
 #: * ``paper`` — the authors' protocol: α = 100·e⁻⁶, ζ = 0 (μ = 1: "accuracy" = ‖∇h‖), every lower solve
@@ -94,6 +112,7 @@ PRESETS: dict[str, dict] = {
             "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 200, "cg_max_iters": 200},
             "ift": {"eps": 1e-3, "ll_max_iters": 200, "cg_tol": 1e-6, "cg_max_iters": 200},
             "lista": {"n_unroll": 50},
+            **_field_solvers_2d(eps=1e-3, ll_max_iters=200, cg_max_iters=200),
         },
     },
     "certified": {
@@ -103,6 +122,7 @@ PRESETS: dict[str, dict] = {
             "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 100_000, "cg_max_iters": 5_000},
             "ift": {"eps": 1e-2, "ll_max_iters": 100_000, "cg_tol": 1e-6, "cg_max_iters": 5_000},
             "lista": {"n_unroll": 50},
+            **_field_solvers_2d(eps=1e-2, ll_max_iters=100_000, cg_max_iters=5_000),
         },
     },
 }
