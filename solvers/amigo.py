@@ -32,7 +32,7 @@ class AmIGOState(SolverState):
 
 @dataclass(frozen=True)
 class AmIGO:
-    """T = N = 10 inner steps (our choice: the paper's deterministic experiments use a handful)."""
+    """T = N = 10 inner steps: our choice (the paper's analysis needs only a fixed small T, N)."""
 
     step0: float | None = None  # fixed upper step α (None: the problem's shared initial step)
     ll_inner: int = 10  # T lower-level steps per upper iteration

@@ -89,7 +89,7 @@ class F2SA:
         check_range(self, "lam0", 0)
         check_range(self, "eps0", 0)
         check_range(self, "lam_power", 0, lo_open=False)
-        check_range(self, "lam_max", self.lam0 if self.lam0 > 0 else 0, lo_open=False)
+        check_range(self, "lam_max", self.lam0, lo_open=False)
         check_range(self, "ll_max_iters", 1, lo_open=False)
 
     def penalty_at(self, k: int) -> float:

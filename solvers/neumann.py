@@ -86,7 +86,7 @@ class _SeriesIFT:
 
 @dataclass(frozen=True)
 class Neumann(_SeriesIFT):
-    """K = 20 terms: our choice in the range Lorraine et al. use (their experiments take a few to 20)."""
+    """K = 20 terms: our choice (the paper leaves K a small hyperparameter)."""
 
     n_terms: int = 20  # K
 

@@ -27,7 +27,7 @@ class TRBPState(SolverState):
 
 @dataclass(frozen=True)
 class TRBP:
-    """K = 10 back-propagated steps (our choice; Shaban et al. study K from 1 to a few dozen)."""
+    """K = 10 back-propagated steps: our choice (the paper leaves K a hyperparameter)."""
 
     step0: float | None = None  # fixed upper step α (None: the problem's shared initial step)
     n_unroll: int = 10  # K
