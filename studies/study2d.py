@@ -173,7 +173,7 @@ def run_big(args: argparse.Namespace, out: Path) -> None:
     rows_path = out / "rows.csv"
     done = _done(rows_path)
     h, w = (int(v) for v in args.big.split("x"))
-    for protocol in ("authors", "certified"):
+    for protocol in args.big_protocols.split(","):
         for image in args.images.split(","):
             key = ("deblur2d", image, _size_str((h, w)), protocol)
             p = None
@@ -191,6 +191,9 @@ def run_big(args: argparse.Namespace, out: Path) -> None:
                 )
 
 
+SAME_WORK = "TV, as many iterations as ADP maid"
+
+
 def _method_order(method: str) -> tuple[int, str]:
     rank = {"blurry": 0, "TV": 1, "ADP maid": 4, "ADP ift": 5, "ADP lista": 6}
     return rank.get(method, 2 if method.startswith("TV,") else 3), method
@@ -202,7 +205,11 @@ def write_summary(out: Path, command: str) -> str:
     import protocols
 
     rows = pd.read_csv(out / "rows.csv")
-    lines = [f"# 2D study (issue 7): `{command}`", ""]
+    same_work = rows.method.str.endswith("iterations (as ADP maid)")
+    rows.loc[same_work, "method"] = SAME_WORK
+    runner = out / "run.sh"
+    made_by = f"`bash {runner}` (phases in order; rows.csv resumes)" if runner.exists() else f"`{command}`"
+    lines = [f"# 2D study (issue 7), made by {made_by}", ""]
     lines += [
         "PSNR (dB) / SSIM of x clamped to [0, 1]; seed 0, noise 5/255, replicate boundary, float64, one",
         "torch thread on a shared 2-core machine (solver seconds there: compare work, not seconds).",
@@ -230,10 +237,14 @@ def write_summary(out: Path, command: str) -> str:
                         cell += f"{r.wall_time:.0f} s, {r.status})"
                     elif isinstance(r.note, str) and r.note.startswith("‖"):
                         cell += f" ({int(r.ll_iters)} ll, {r.note})"
+                    elif method == SAME_WORK:
+                        cell += f" ({int(r.ll_iters)} ll)"
                     cells.append(cell)
-                label = protocols.get(protocol).label
-                lines.append(f"| {label} | {image} | " + " | ".join(cells) + " |")
+                lines.append(f"| {protocol} | {image} | " + " | ".join(cells) + " |")
             lines.append("")
+    lines += ["Protocols (inconsistencies labelled; `adpbench list` prints what each sets):", ""]
+    lines += [f"* {protocols.get(name).label}" for name in dict.fromkeys(rows.protocol)]
+    lines.append("")
     text = "\n".join(lines)
     (out / "summary.md").write_text(text)
     return text
@@ -252,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--control-tol", type=float, default=1e-3)
     ap.add_argument("--control-iters", type=int, default=5000)
     ap.add_argument("--big", default="400x300", help="H×W of the paper-size TV baselines ('' = none)")
+    ap.add_argument("--big-protocols", default="authors,certified")
     ap.add_argument("--out", default="results/study2d")
     ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args(argv)
