@@ -15,6 +15,13 @@ import problems as problem_registry
 from bench import results
 
 
+def _protocol_label(name: object) -> object:
+    """A protocol's name with the inconsistencies it keeps labelled (issue 7); other values unchanged."""
+    import protocols
+
+    return protocols.get(name).label if isinstance(name, str) else name
+
+
 def _instance_key(problem: str, params_json: str) -> str:
     return hashlib.sha1(f"{problem}:{params_json}".encode()).hexdigest()[:12]
 
@@ -53,7 +60,7 @@ def quality_table(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> pd
         ident = dict(
             problem=problem,
             image=params.get("image"),
-            preset=params.get("preset"),
+            preset=_protocol_label(params.get("preset")),
             seed=params.get("seed"),
             size="×".join(map(str, params.get("size", []))),
         )
@@ -111,7 +118,7 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
             ax.imshow(_to_img(img))
             ax.set_title(title + ("" if m is None else f"\n{m['psnr']:.2f} dB / {m['ssim']:.3f}"), fontsize=8)
             ax.axis("off")
-        fig.suptitle(f"{problem}, {params.get('image')}, preset {params.get('preset')}", fontsize=9)
+        fig.suptitle(f"{problem}, {params.get('image')}, {_protocol_label(params.get('preset'))}", fontsize=8)
         fig.tight_layout()
         names.append(f"{tag}_images.png")
         fig.savefig(out_dir / names[-1], dpi=80)  # small enough to commit, large enough to judge
@@ -130,9 +137,8 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
                 ax.set_xticks([])
                 ax.set_yticks([])
         fig.colorbar(im, ax=axes[1].tolist(), shrink=0.8)
-        fig.suptitle(
-            f"{problem}, {params.get('image')}, preset {params.get('preset')} (channel R)", fontsize=9
-        )
+        label = _protocol_label(params.get("preset"))
+        fig.suptitle(f"{problem}, {params.get('image')}, {label} (channel R)", fontsize=8)
         names.append(f"{tag}_kernels.png")
         fig.savefig(out_dir / names[-1], dpi=110)
         plt.close(fig)
