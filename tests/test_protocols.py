@@ -142,6 +142,7 @@ def _fd_gap(p: Deblur2D, h: float = 1e-5) -> tuple[float, float]:
         dict(tv_double_count=True),  # the authors' boundary, consistently
         dict(upper_operator="learned", ul_scale=1 / 3),  # the authors' g, with ∂_b g kept
         dict(ll_step_rule="power"),  # the authors' step rule changes how x̂ is reached, not x̂
+        dict(ll_stop="channel_mean"),  # ... and so does their stopping rule, at a tight tolerance
         dict(h1_form="squared", beta=100.0),
     ],
 )
