@@ -100,8 +100,16 @@ class MAID:
             eps_floor=res.eps_floor,
         )
 
-    @staticmethod
+    @classmethod
     def _value_and_slack(
+        cls, problem: BilevelProblem, theta: Tensor, x: Tensor, e: float
+    ) -> tuple[float, float, float]:
+        """g(x) + r(θ) and the slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ)."""
+        value, _, slack1, slack2 = cls._value_grad_and_slack(problem, theta, x, e)
+        return value, slack1, slack2
+
+    @staticmethod
+    def _value_grad_and_slack(
         problem: BilevelProblem, theta: Tensor, x: Tensor, e: float, known: tuple[float, Tensor] | None = None
     ) -> tuple[float, Tensor, float, float]:
         """g(x) + r(θ), ∇_x g(x), and the slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ).
@@ -128,7 +136,7 @@ class MAID:
                 known = None
             x, floor = res.x, res.eps_floor
             e = max(eps, res.dist_bound)  # certified radius actually achieved
-            value, grad, slack1, slack2 = self._value_and_slack(problem, theta, x, e, known)
+            value, grad, slack1, slack2 = self._value_grad_and_slack(problem, theta, x, e, known)
             known = (value, grad)
             q, _ = problem.adjoint_solve(
                 theta, x, delta, self.cg_max_iters, q, ul_grad=grad, precondition=self.cg_precond
@@ -150,7 +158,7 @@ class MAID:
                 start = x if tangent is None else x + (trial_step * z_norm) * tangent
                 res_new = problem.ll_solve(theta_new, start, eps, self.ll_max_iters, self.ll_step)
                 e_new = max(eps, res_new.dist_bound)
-                value_new, grad_new, slack1_new, slack2_new = self._value_and_slack(
+                value_new, grad_new, slack1_new, slack2_new = self._value_grad_and_slack(
                     problem, theta_new, res_new.x, e_new
                 )
                 upper = value_new + slack1_new + slack2_new  # upper bound of F(θ')
