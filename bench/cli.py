@@ -10,7 +10,7 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import report, sweep
+from bench import backends, report, sweep
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
@@ -85,6 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     seeds = [int(s) for s in _split(args.seed)] if args.seed else list(cfg.get("seeds", [0]))
     out = Path(args.out or cfg.get("out", DEFAULT_OUT))
+    execution = _execution(args, cfg)
+    n_runs = len(probs) * len(solvs) * len(seeds)
+    threads = _first(args.threads, cfg.get("threads"))
+    threads = backends.default_threads(execution, n_runs) if threads is None else threads
     jobs = sweep.expand(
         probs,
         solvs,
@@ -93,14 +97,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.device or cfg.get("device", "cpu"),
         args.dtype or cfg.get("dtype", "float64"),
         args.eval_every or cfg.get("eval_every", 1),
+        threads,
     )
-    print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget})")
-    sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress)
+    at_once = backends.concurrency(execution, len(jobs))
+    print(
+        f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "
+        f"up to {at_once} at once × {threads} thread(s))"
+    )
+    sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress, execution=execution)
     if not args.no_report:
         print()
         print(report.write_report(out, target=args.target))
         print(f"report: {out / report.SUMMARY_FILE}")
     return 0
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (CLI flag, then TOML key)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _execution(args: argparse.Namespace, cfg: dict[str, Any]) -> backends.Execution:
+    """Backend options from the CLI, falling back on the TOML file's keys."""
+    slurm_cfg = cfg.get("slurm", {})
+    slurm = {
+        key: _first(getattr(args, f"slurm_{key}"), slurm_cfg.get(key))
+        for key in backends.SLURM_KEYS
+        if _first(getattr(args, f"slurm_{key}"), slurm_cfg.get(key)) is not None
+    }
+    return backends.Execution(
+        backend=_first(args.backend, cfg.get("backend"), "local"),
+        jobs=_first(args.jobs, cfg.get("jobs")),
+        scheduler=_first(args.scheduler, cfg.get("scheduler")),
+        slurm=backends.SlurmOptions(**slurm),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -142,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, help="upper value to time against (default: per problem)")
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    x = p.add_argument_group("execution (see README: running sweeps on many cores and on a cluster)")
+    x.add_argument("--jobs", "-j", type=int, help="runs at once (default 1; a Dask local cluster: the cores)")
+    x.add_argument("--threads", type=int, help="torch threads per run (default: cores ÷ runs at once)")
+    x.add_argument("--backend", choices=backends.BACKENDS, help="local (default) | dask | submitit")
+    x.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask: a running scheduler (default: local cluster)"
+    )
+    x.add_argument("--slurm-partition", help="submitit: SLURM partition")
+    x.add_argument("--slurm-time-min", type=int, help="submitit: time limit per run in minutes (default 60)")
+    x.add_argument("--slurm-cpus-per-task", type=int, help="submitit: CPUs per run (default: --threads)")
+    x.add_argument("--slurm-gpus-per-node", type=int, help="submitit: GPUs per run (default 0)")
+    x.add_argument("--slurm-array-parallelism", type=int, help="submitit: runs at once (default --jobs)")
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")

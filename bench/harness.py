@@ -85,13 +85,19 @@ def run(
     progress: bool = False,
     problem_params: dict[str, Any] | None = None,
     solver_config: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Run one solver on one problem until its stopping rule, a budget, divergence or an error.
 
     ``solver`` and ``problem`` are objects, or registry names (then built with ``problem_params``,
     ``solver_config``, ``seed``, ``device`` and ``dtype``). Budgets: upper iterations (default: the
     solver's paper setting), solver wall time in seconds, cumulative lower-level iterations.
+    ``threads`` pins torch's intra-op threads for the rest of this process (None: leave as is).
     """
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be ≥ 1, got {threads}")
+        torch.set_num_threads(threads)
     if isinstance(problem, str):
         params = dict(problem_params or {})
         params.setdefault("seed", seed)

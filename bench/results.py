@@ -2,12 +2,15 @@
 
 Layout of an output folder:  runs/<run_id>.csv (or .parquet when pyarrow is installed) — the trace;
 runs/<run_id>.pt — final θ and x (for figures). The trace is written last, so its presence marks a
-finished run (``--resume`` skips those).
+finished run (``--resume`` skips those). A run that produced no trace because its worker died or it
+could not start has runs/<run_id>.failed.json instead (status ``error``, the reason); ``--resume``
+runs it again, and its trace replaces the record.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +21,7 @@ import torch
 from bench.harness import RunResult
 
 TRACE_SUFFIXES = (".parquet", ".csv")
+FAILURE_SUFFIX = ".failed.json"
 
 
 def _parquet_available() -> bool:
@@ -65,6 +69,33 @@ def finished_runs(out_dir: str | Path) -> set[str]:
     if not folder.is_dir():
         return set()
     return {p.stem for p in folder.iterdir() if p.suffix in TRACE_SUFFIXES and not p.name.startswith(".")}
+
+
+def write_failure(out_dir: str | Path, run_id: str, record: dict) -> Path:
+    """Record (atomically) that ``run_id`` ended without a trace, with ``record["reason"]``."""
+    path = runs_dir(out_dir) / f"{run_id}{FAILURE_SUFFIX}"
+    text = json.dumps({"run_id": run_id, "status": "error", **record}, indent=1, sort_keys=True)
+    _atomic_write(path, lambda p: Path(p).write_text(text))
+    return path
+
+
+def clear_failure(out_dir: str | Path, run_id: str) -> None:
+    """Drop a failure record once the run has a trace."""
+    (runs_dir(out_dir) / f"{run_id}{FAILURE_SUFFIX}").unlink(missing_ok=True)
+
+
+def failed_runs(out_dir: str | Path) -> dict[str, dict]:
+    """Failure records of runs that still have no trace: run id → record."""
+    folder = runs_dir(out_dir)
+    if not folder.is_dir():
+        return {}
+    finished = finished_runs(out_dir)
+    records = {}
+    for path in sorted(folder.glob(f"*{FAILURE_SUFFIX}")):
+        run_id = path.name[: -len(FAILURE_SUFFIX)]
+        if run_id not in finished and not path.name.startswith("."):
+            records[run_id] = json.loads(path.read_text())
+    return records
 
 
 def load_traces(out_dir: str | Path) -> pd.DataFrame:
