@@ -7,7 +7,7 @@ worker that died). Leaving the loop early (Ctrl-C, an error in the driver) cance
 and stops what is running; runs already written stay. Engines:
 
 * ``sequential`` — one run after the other in this process (``--jobs 1``).
-* ``local`` — ``concurrent.futures.ProcessPoolExecutor`` (``spawn``), one single-worker executor per
+* ``local`` — ``concurrent.futures.ProcessPoolExecutor`` (``forkserver``), one single-worker executor per
   slot, so a worker that dies (SIGKILL, out of memory) breaks only its own slot: its run is reported as
   a failure with the exit code, a fresh worker takes the slot, and the sweep goes on.
 * ``dask`` — ``dask.distributed``: the cluster at ``scheduler`` or a ``LocalCluster`` of ``jobs``
@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -159,11 +160,30 @@ def _signal_name(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def _init_worker(period_s: float = 1.0) -> None:
+    """Pool-worker initializer. SIGTERM (how the driver stops a worker on Ctrl-C) unwinds the run, so
+    a half-written temporary file is removed; and the worker exits as soon as the driver is gone — a
+    worker whose driver was killed (kill -9) would otherwise finish unseen and then wait forever."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    parent = os.getppid()  # the driver (spawn) or the fork server, which exits with the driver
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="adpbench-orphan-watch", daemon=True).start()
+
+
 class _Slot:
     """A one-worker ProcessPoolExecutor: if its worker dies, only the run it held is lost."""
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
-        self.executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=context)
+        self.executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_worker)
         self.process: multiprocessing.Process | None = None
 
     def submit(self, fn: Callable[[Any], Any], item: Any) -> cf.Future:
@@ -185,24 +205,37 @@ class _Slot:
             "killed, or out of memory)"
         )
 
-    def stop(self) -> None:
-        """Stop the worker now (Ctrl-C): its unfinished run is dropped, never half-written."""
-        terminate = getattr(self.executor, "terminate_workers", None)  # Python ≥ 3.14
-        if terminate is not None:
-            terminate()
-        elif self.process is not None and self.process.is_alive():
-            self.process.terminate()
+    def close(self, *, stop_run: bool) -> None:
+        """Shut the worker down; with ``stop_run`` (Ctrl-C) first stop the run it holds, which is then
+        dropped, never half-written."""
+        if stop_run:
+            terminate = getattr(self.executor, "terminate_workers", None)  # Python ≥ 3.14
+            if terminate is not None:
+                terminate()
+            elif self.process is not None and self.process.is_alive():
+                self.process.terminate()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the OS has it: one server process imports torch and the harness once and
+    forks clean workers from it (a fresh worker then starts in milliseconds, not an import's seconds);
+    ``spawn`` elsewhere. Neither inherits the driver's threads or state, unlike ``fork``."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench.sweep"])  # taken into account when the server starts
+    return context
+
+
 class LocalPool:
-    """``jobs`` worker processes on this machine (``spawn``: no state inherited from the driver)."""
+    """``jobs`` worker processes on this machine, each its own single-worker executor."""
 
     name = "local"
 
     def __init__(self, execution: Execution, n_runs: int) -> None:
         self.concurrency = concurrency(execution, n_runs)
-        self.context = multiprocessing.get_context("spawn")
+        self.context = _worker_context()
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
         pending = collections.deque(items)
@@ -229,10 +262,11 @@ class LocalPool:
                         outcome = Failure(describe(exc))
                     free.append(i)
                     yield item, outcome
-        finally:
-            for slot in slots:
+        finally:  # after the last run, or when the driver stops early (Ctrl-C, an error)
+            busy = {i for i, _ in running.values()}
+            for i, slot in enumerate(slots):
                 if slot is not None:
-                    slot.stop()
+                    slot.close(stop_run=i in busy)
 
 
 class DaskBackend:
