@@ -2,21 +2,26 @@
 
 TOML layout (every key optional; CLI flags override)::
 
-    out = "results/my-grid"
+    out = "runs/my-grid"     # default runs/<first problem> (ignored by git)
     seeds = [0, 1, 2]
     device = "cpu"
     dtype = "float64"
+    threads = 1              # torch intra-op threads per run
+    eval_every = 1
+    preset = "paper"         # 2D problems only
     [budget]
-    max_time = 20.0          # solver seconds per run
-    max_iters = 500          # upper iterations per run (default: each solver's paper setting)
-    max_ll_iters = 100000
+    max_time = 20.0          # solver seconds per run (> 0)
+    max_iters = 500          # upper iterations per run (≥ 1; default: each solver's paper setting)
+    max_ll_iters = 100000    # cumulative lower-level iterations per run (≥ 1)
     [[problems]]
     name = "deconv1d"
     params = { beta = 0.0 }
     [[solvers]]
     name = "maid"
     config = { eps0 = 1e-3 }
-    # execution (bench/backends.py): how many runs at once, where, threads per run
+
+Execution keys (bench/backends.py; top-level keys must come before the first ``[table]``)::
+
     jobs = 2                 # runs at once (default 1: one after the other in this process)
     threads = 1              # torch threads per run (default: cores ÷ jobs)
     backend = "local"        # local | dask | submitit
@@ -28,10 +33,10 @@ TOML layout (every key optional; CLI flags override)::
     gpus_per_node = 1
     array_parallelism = 16
 
-(Top-level keys such as ``jobs`` must come before the first ``[table]`` in a TOML file.)
-The grid is the product problems × solvers × seeds; a problem's ``seed`` parameter is the seed.
-Whatever the backend, each run is written atomically into ``out/runs/`` by the process that ran it,
-and its trace records the backend, the number of concurrent runs and the threads per run.
+The grid is the product problems × solvers × seeds; a problem's ``seed`` parameter is the seed. Every
+value is checked (kind, range, finiteness, a memory estimate) before the first run starts. Whatever
+the backend, each run is written atomically into ``out/runs/`` by the process that ran it, and its trace
+records the backend, the number of concurrent runs and the threads per run.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -72,6 +78,8 @@ TOP_KEYS = {
     "scheduler",
     "slurm",
 }
+#: problem parameters set by their own option, never through --param / params
+RUN_LEVEL_PARAMS = {"dtype": "--dtype (TOML: dtype)", "device": "--device (TOML: device)"}
 
 
 @dataclass
@@ -85,7 +93,7 @@ class Job:
     device: str
     dtype: str
     eval_every: int = 1
-    threads: int | None = None  # torch threads; how it runs, not what it computes: not in the run id
+    threads: int | None = None  # torch intra-op threads; recorded in the trace, not part of the run id
     run_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,28 +110,96 @@ class Job:
         )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_budget(budget: object, where: str = "budget") -> dict[str, Any]:
+    """Budgets are positive: max_iters, max_ll_iters integers ≥ 1, max_time a finite number > 0 (seconds).
+    (Zero is refused: a run that may do no work measures nothing.)"""
+    if not isinstance(budget, dict):
+        raise ValueError(f"{where} must be a table of {', '.join(BUDGET_KEYS)}, got {budget!r}")
+    bad = sorted(set(budget) - set(BUDGET_KEYS))
+    if bad:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: {', '.join(BUDGET_KEYS)}")
+    for key, value in budget.items():
+        if key == "max_time":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value <= 0:
+                raise ValueError(f"{where} max_time must be a finite number of seconds > 0, got {value!r}")
+        elif not _is_int(value) or value < 1:
+            raise ValueError(f"{where} {key} must be an integer ≥ 1, got {value!r}")
+    return dict(budget)
+
+
+def check_threads(value: object, where: str = "threads") -> int | None:
+    if value is not None and (not _is_int(value) or value < 1):
+        raise ValueError(f"{where} must be an integer ≥ 1, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_eval_every(value: object, where: str = "eval_every") -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{where} must be an integer ≥ 1, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_seeds(value: object, where: str = "seeds") -> list[int]:
+    if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
+        raise ValueError(f"{where} must be a non-empty list of integers, e.g. [0, 1, 2], got {value!r}")
+    return list(value)
+
+
+_STRING_KEYS = ("out", "device", "dtype", "preset")
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and check a TOML sweep file; unknown keys raise a ValueError naming the valid ones."""
-    with open(path, "rb") as fh:
-        cfg = tomllib.load(fh)
+    """Read and check a TOML sweep file: a ValueError naming the file and the key for a missing file, a
+    folder, invalid TOML, an unknown key or a value of the wrong kind."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"config path {path} is not a file (a TOML sweep file is expected)")
+    try:
+        with open(path, "rb") as fh:
+            cfg = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read: {exc}") from None
     unknown = sorted(set(cfg) - TOP_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
-    bad_budget = sorted(set(cfg.get("budget", {})) - set(BUDGET_KEYS))
-    if bad_budget:
-        raise ValueError(
-            f"{path}: unknown budget key(s) {', '.join(bad_budget)}; valid: {', '.join(BUDGET_KEYS)}"
-        )
+    for key in _STRING_KEYS:
+        if key in cfg and not isinstance(cfg[key], str):
+            raise ValueError(f"{path}: {key} must be a string, got {cfg[key]!r}")
+    if "budget" in cfg:
+        check_budget(cfg["budget"], f"{path}: [budget]")
+    if "seeds" in cfg:
+        check_seeds(cfg["seeds"], f"{path}: seeds")
+    for key in ("threads", "jobs"):
+        if key in cfg:
+            check_threads(cfg[key], f"{path}: {key}")
+    if "eval_every" in cfg:
+        check_eval_every(cfg["eval_every"], f"{path}: eval_every")
     for section, key in (("problems", "params"), ("solvers", "config")):
-        for entry in cfg.get(section, []):
+        entries = cfg.get(section, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{path}: {section} must be an array of tables [[{section}]], got {entries!r}")
+        for entry in entries:
             extra = sorted(set(entry) - {"name", key})
-            if "name" not in entry or extra:
+            if not isinstance(entry.get("name"), str) or extra or not isinstance(entry.get(key, {}), dict):
                 raise ValueError(
-                    f"{path}: each [[{section}]] needs 'name' and optionally '{key}'; got {entry}"
+                    f"{path}: each [[{section}]] needs a string 'name' and optionally a table '{key}'; "
+                    f"got {entry}"
                 )
     slurm = cfg.get("slurm", {})
     if not isinstance(slurm, dict) or set(slurm) - set(backends.SLURM_KEYS):
-        raise ValueError(f"{path}: [slurm] takes {', '.join(backends.SLURM_KEYS)}; got {slurm}")
+        raise ValueError(f"{path}: [slurm] takes {', '.join(backends.SLURM_KEYS)}; got {slurm!r}")
+    for key in ("backend", "scheduler"):
+        if key in cfg and not isinstance(cfg[key], str):
+            raise ValueError(f"{path}: {key} must be a string, got {cfg[key]!r}")
     return cfg
 
 
@@ -137,15 +213,20 @@ def expand(
     eval_every: int = 1,
     threads: int | None = None,
 ) -> list[Job]:
-    """The job grid; names and parameters are validated here, before anything runs."""
+    """The job grid. Everything is validated here, before anything runs: names, parameter kinds and
+    ranges (each distinct problem instance is built once, after a memory estimate), solver configs,
+    budgets, device, dtype, eval_every and threads."""
     problems, solvers, seeds = list(problems), list(solvers), list(seeds)
+    check_budget(budget)
+    check_eval_every(eval_every)
+    check_threads(threads)
+    if not seeds or not all(_is_int(s) for s in seeds):
+        raise ValueError(f"seeds must be integers, got {seeds!r}")
     for name, params in problems:
-        valid = problem_registry.problem_parameters(name)
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; valid: {', '.join(valid)}"
-            )
+        for key, option in RUN_LEVEL_PARAMS.items():
+            if key in params:
+                raise ValueError(f"problem parameter {name}.{key} is set by {option}, not as a parameter")
+        problem_registry.check_params(name, {**params, "dtype": dtype})
     for name, config in solvers:
         solver_registry.make_solver(name, **config)  # raises with the valid fields
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -157,8 +238,10 @@ def expand(
             raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: cpu")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
+    for name, params in problems:
+        # Range checks live in the problem constructors: build each instance once (no solver work),
+        # so a bad value fails here and not after other runs have finished.
+        problem_registry.make_problem(name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device})
     return [
         Job(
             pname, dict(pparams), sname, dict(sconfig), seed, dict(budget), device, dtype, eval_every, threads
@@ -176,9 +259,10 @@ def execute_job(
     backend: str = "sequential",
     concurrent_jobs: int = 1,
     progress: bool = False,
-) -> str:
-    """Run one job with its threads pinned and write it atomically into ``out_dir``; return a summary
-    line. Runs in whichever process the backend chose (the driver, a pool worker, a cluster node)."""
+) -> dict[str, Any]:
+    """Run one job with its threads pinned and write its files atomically; return a summary of the run
+    as a dict. Runs in whichever process the backend chose (the driver, a pool worker, a cluster node),
+    and records in the trace how it ran: the backend and the number of runs at once."""
     params = dict(job.problem_params)
     params.setdefault("seed", job.seed)
     res = run(
@@ -197,13 +281,26 @@ def execute_job(
     res.trace["budget"] = json.dumps(job.budget, sort_keys=True)
     res.trace["backend"] = backend
     res.trace["concurrent_jobs"] = concurrent_jobs
-    results.write_run(res, out_dir, job.run_id)
+    path = results.write_run(res, out_dir, job.run_id)
     results.clear_failure(out_dir, job.run_id)
     last = res.trace.iloc[-1]
+    return {
+        "run_id": job.run_id,
+        "path": str(path),
+        "status": res.status,
+        "message": res.message,
+        "upper_iters": int(last.iteration),
+        "wall_time": float(last.wall_time),
+        "upper_value": float(last.upper_value),
+    }
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """The log line of one finished run."""
+    message = summary["message"].splitlines()[0] if summary["message"] else ""
     return (
-        f"{res.status}, {int(last.iteration)} upper iterations, "
-        f"{last.wall_time:.2f} s, upper value {last.upper_value:.6g}"
-        + (f" ({res.message.splitlines()[0]})" if res.message else "")
+        f"{summary['status']}, {summary['upper_iters']} upper iterations, {summary['wall_time']:.2f} s, "
+        f"upper value {summary['upper_value']:.6g}" + (f" ({message})" if message else "")
     )
 
 
@@ -223,7 +320,7 @@ def run_jobs(
     execution = execution or backends.Execution()
     out_dir = Path(out_dir).resolve()  # workers may run elsewhere (a cluster node, another cwd)
     unique = list({job.run_id: job for job in jobs}.values())  # a run listed twice runs once
-    done = results.finished_runs(out_dir) if resume else set()
+    done, damaged = results.scan(out_dir) if resume else ({}, {})
     todo = [job for job in unique if job.run_id not in done]
     bar = None
     if progress:
@@ -231,8 +328,11 @@ def run_jobs(
 
         bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="sweep", unit="run")
     emit = log or (bar.write if bar is not None else print)
-    if len(todo) < len(unique):
-        emit(f"{len(unique) - len(todo)} run(s) finished earlier, skipped (--resume)")
+    for run_id, why in damaged.items():
+        emit(f"{run_id}: damaged ({why}); it runs again")
+    for job in unique:
+        if job.run_id in done:
+            emit(f"{job.problem}/{job.solver} seed={job.seed}: finished earlier, skipped (--resume)")
     failures = 0
     try:
         if todo:
@@ -255,7 +355,7 @@ def run_jobs(
                         results.write_failure(out_dir, job.run_id, record)
                         emit(f"{tag}: error, no trace ({outcome.reason.splitlines()[0]})")
                     else:
-                        emit(f"{tag}: {outcome}")
+                        emit(f"{tag}: {describe(outcome)}")
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(failed=failures)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -22,6 +24,22 @@ from torch import Tensor
 
 from problems.linalg import conjugate_gradient
 from problems.lower import LowerResult, prox_gradient_solve
+
+
+class BudgetExhausted(Exception):
+    """Raised by a counted oracle called when the armed budget is spent (see :meth:`BilevelProblem.budget`).
+
+    The harness catches it and records the last accepted iterate with status ``budget``; the check sits in
+    the oracles so that one long lower solve, CG run or line search cannot overrun a budget by more than
+    one oracle call."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A deadline on ``time.perf_counter()`` and a cap on the cumulative ``ll_iters`` counter."""
+
+    deadline: float = math.inf
+    max_ll_iters: float = math.inf
 
 
 @dataclass
@@ -59,6 +77,7 @@ class BilevelProblem:
         self.dtype = dtype
         self.device = torch.device(device)
         self.counters = Counters()
+        self._budget: Budget | None = None  # armed by the harness around solver calls only
         self.params: dict = {}  # the make_problem parameters, for the records
 
     # ------------------------------------------------------------------ maths (subclass)
@@ -107,25 +126,58 @@ class BilevelProblem:
         """Untimed evaluation metrics of a reconstruction x (never calls a counted oracle)."""
         return {}
 
+    # ------------------------------------------------------------------ budget
+    @contextlib.contextmanager
+    def budget(self, deadline: float | None = None, max_ll_iters: int | None = None) -> Iterator[None]:
+        """Arm a budget: inside, a counted oracle raises :class:`BudgetExhausted` once
+        ``time.perf_counter() ≥ deadline`` or when its lower-level steps would take ``ll_iters`` past
+        ``max_ll_iters``. (No device sync: the check reads the host clock only.)"""
+        saved = self._budget
+        self._budget = Budget(
+            math.inf if deadline is None else deadline, math.inf if max_ll_iters is None else max_ll_iters
+        )
+        try:
+            yield
+        finally:
+            self._budget = saved
+
+    def _charge(self, ll_steps: int = 0) -> None:
+        """Check the armed budget before an oracle does its work (``ll_steps`` lower-level steps)."""
+        b = self._budget
+        if b is None:
+            return
+        if time.perf_counter() >= b.deadline:
+            raise BudgetExhausted("max_time")
+        if ll_steps and self.counters.ll_iters + ll_steps > b.max_ll_iters:
+            raise BudgetExhausted("max_ll_iters")
+
+    def _count_ll_iters(self, n_steps: int) -> None:
+        """Charge and count ``n_steps`` lower-level steps (for oracles that take several at once)."""
+        self._charge(n_steps)
+        self.counters.ll_iters += n_steps
+
     # ------------------------------------------------------------------ counted oracles
     def ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
         """One lower-level iteration's gradient ∇_x f(x, θ); counted in ``ll_iters``."""
-        self.counters.ll_iters += 1
+        self._count_ll_iters(1)
         return self._ll_grad(theta, x)
 
     def hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """H v with H = ∇²_xx h(x, θ) (restricted to the active set); counted in ``cg_iters``."""
+        self._charge()
         self.counters.cg_iters += 1
         return self._hvp(theta, x, v)
 
     def upper_value(self, theta: Tensor, x: Tensor) -> float:
         """g(x, θ) + r(θ) at an approximate lower solution; counted in ``ul_evals``."""
+        self._charge()
         self.counters.ul_evals += 1
         with torch.no_grad():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
     def upper_value_graph(self, theta: Tensor, x: Tensor) -> Tensor:
         """g(x, θ) + r(θ) as a 0-d tensor keeping its autograd graph (unrolling); counted in ``ul_evals``."""
+        self._charge()
         self.counters.ul_evals += 1
         return self.ul_g(theta, x) + self.ul_reg(theta)
 
@@ -197,11 +249,13 @@ class BilevelProblem:
     # ------------------------------------------------------------------ reference API (uncounted)
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:
-        """Evaluation is never charged: counters are restored on exit."""
+        """Evaluation is never charged: counters are restored on exit and no budget is armed inside."""
         saved = self.counters.snapshot()
+        saved_budget, self._budget = self._budget, None
         try:
             yield
         finally:
+            self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)
 

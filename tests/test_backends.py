@@ -205,7 +205,7 @@ def test_toml_keys_and_cli_flags_set_the_backend(tmp_path, capsys):
     )
     out = tmp_path / "r"
     assert cli.main(["run", "--no-progress", "--no-report", "-c", str(cfg), "-o", str(out)]) == 0
-    assert "backend local, up to 2 at once × 1 thread(s)" in capsys.readouterr().out
+    assert "backend local, up to 2 at once × 1 torch thread(s) per run" in capsys.readouterr().out
     traces = results.load_traces(out)
     assert set(traces.backend) == {"local"} and set(traces.concurrent_jobs) == {2}
     assert set(traces.torch_threads) == {1}
@@ -214,20 +214,25 @@ def test_toml_keys_and_cli_flags_set_the_backend(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--jobs", "0"], "jobs must be an integer ≥ 1"),
-        (["--threads", "0"], "threads must be an integer ≥ 1"),
+        (["--jobs", "0"], "--jobs must be an integer ≥ 1"),
+        (["--backend", "nope"], "argument --backend: invalid choice: 'nope'"),
         (["--scheduler", "tcp://x:1"], "needs backend 'dask'"),
         (["--slurm-partition", "gpu"], "SLURM options need backend 'submitit'"),
-        (["--backend", "submitit", "--slurm-time-min", "0"], "time_min must be an integer ≥ 1"),
+        (["--backend", "submitit", "--slurm-time-min", "0"], "--slurm-time-min must be an integer ≥ 1"),
+        (["--backend", "submitit", "--slurm-gpus-per-node", "-1"], "gpus_per_node must be an integer ≥ 0"),
     ],
 )
 def test_bad_backend_options_give_one_line_errors(tmp_path, capsys, args, message):
-    code = cli.main(
-        ["run", "--no-progress", "-p", "quadratic", "--max-iters", "1", "-o", str(tmp_path), *args]
-    )
+    try:
+        code = cli.main(
+            ["run", "--no-progress", "-p", "quadratic", "--max-iters", "1", "-o", str(tmp_path), *args]
+        )
+    except SystemExit as exc:  # argparse's own (one-line) errors
+        code = exc.code
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # nothing ran
 
 
 def test_bad_slurm_table_in_toml(tmp_path, capsys):
