@@ -98,11 +98,15 @@ class Execution:
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on: the affinity mask where the OS has one, capped by a positive
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def thread_budget() -> int:
+    """Threads a sweep may use on this machine: the usable cores, capped by a positive
     ``OMP_NUM_THREADS`` (a user who set it to 1 for quiet timings keeps one thread per run)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
+    return min(usable_cores(), int(omp)) if omp.isdigit() and int(omp) > 0 else usable_cores()
 
 
 def concurrency(execution: Execution, n_runs: int) -> int:
@@ -116,13 +120,14 @@ def concurrency(execution: Execution, n_runs: int) -> int:
 
 
 def default_threads(execution: Execution, n_runs: int) -> int:
-    """Torch threads per run when ``--threads`` is not given: cores ÷ concurrent runs on this machine;
+    """Torch threads per run when ``--threads`` is not given: cores (:func:`thread_budget`) ÷ concurrent
+    runs on this machine;
     on a remote Dask cluster 1 (each worker thread runs one run); under submitit the CPUs per task."""
     if execution.backend == "dask" and execution.scheduler is not None:
         return 1
     if execution.backend == "submitit":
         return execution.slurm.cpus_per_task or 1
-    return max(1, usable_cores() // concurrency(execution, n_runs))
+    return max(1, thread_budget() // concurrency(execution, n_runs))
 
 
 def describe(exc: BaseException) -> str:

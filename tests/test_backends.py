@@ -188,6 +188,7 @@ def test_threads_pin_torch_and_stay_out_of_the_run_id():
 def test_default_threads_divide_the_cores_between_concurrent_runs(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = backends.usable_cores()
+    assert backends.thread_budget() == cores
     assert backends.default_threads(backends.Execution(), 12) == cores
     assert backends.default_threads(backends.Execution(jobs=2), 12) == max(1, cores // 2)
     assert backends.default_threads(backends.Execution(jobs=64), 12) == max(1, cores // 12)
