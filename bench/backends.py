@@ -82,7 +82,6 @@ class Execution:
     scheduler: str | None = None
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     submitit_cluster: str | None = None
-    submitit_folder: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -166,7 +165,7 @@ def _signal_name(code: int | None) -> str:
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(f"stopped by signal {signum}")
+    raise SystemExit(128 + signum)  # the shell's code for "ended by this signal"
 
 
 def _init_worker(period_s: float = 1.0) -> None:
