@@ -38,6 +38,7 @@ BACKENDS = ("local", "dask", "submitit")
 SLURM_KEYS = ("partition", "time_min", "cpus_per_task", "gpus_per_node", "array_parallelism")
 #: how often the submitit driver asks whether jobs are done (SLURM answers are cached by submitit)
 SUBMITIT_POLL_S = {"slurm": 5.0, "local": 0.2, "debug": 0.2}
+SUBMITIT_CLUSTERS = tuple(SUBMITIT_POLL_S)
 _MAX_REASON = 2000  # characters of a failure reason kept in the record
 
 
@@ -74,8 +75,9 @@ class SlurmOptions:
 @dataclass(frozen=True)
 class Execution:
     """How a sweep executes. ``jobs``: runs at once (None: the backend's default — local: 1, a Dask
-    local cluster: the core count, submitit: ``array_parallelism`` or no limit); ``scheduler``: address
-    of a running Dask scheduler; ``submitit_cluster``: force submitit's executor (``local``, ``slurm``)."""
+    local cluster: the core count, submitit: ``array_parallelism`` or no limit; on a running Dask
+    cluster its worker threads decide); ``scheduler``: address of a running Dask scheduler;
+    ``submitit_cluster``: force submitit's executor (None: SLURM where available, else local)."""
 
     backend: str = "local"
     jobs: int | None = None
@@ -92,6 +94,8 @@ class Execution:
             raise ValueError(f"jobs must be an integer ≥ 1, got {self.jobs!r}")
         if self.scheduler is not None and self.backend != "dask":
             raise ValueError(f"a scheduler address needs backend 'dask', not {self.backend!r}")
+        if self.submitit_cluster not in (None, *SUBMITIT_CLUSTERS):
+            raise ValueError(f"submitit cluster must be one of {', '.join(SUBMITIT_CLUSTERS)}")
         if self.slurm != SlurmOptions() and self.backend != "submitit":
             raise ValueError(f"SLURM options need backend 'submitit', not {self.backend!r}")
 
@@ -119,9 +123,9 @@ def concurrency(execution: Execution, n_runs: int) -> int:
 
 
 def default_threads(execution: Execution, n_runs: int) -> int:
-    """Torch threads per run when ``--threads`` is not given: cores (:func:`thread_budget`) ÷ concurrent
-    runs on this machine;
-    on a remote Dask cluster 1 (each worker thread runs one run); under submitit the CPUs per task."""
+    """Torch threads per run when ``--threads`` is not given: :func:`thread_budget` ÷ runs at once on
+    this machine; on a running Dask cluster 1 (each worker thread runs one run); under submitit the CPUs
+    per task (default 1)."""
     if execution.backend == "dask" and execution.scheduler is not None:
         return 1
     if execution.backend == "submitit":
