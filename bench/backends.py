@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -172,19 +173,21 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # the shell's code for "ended by this signal"
 
 
-def _init_worker(period_s: float = 1.0) -> None:
+def _init_worker() -> None:
     """Pool-worker initializer. SIGTERM (how the driver stops a worker on Ctrl-C) unwinds the run, so
-    a half-written temporary file is removed; and the worker exits as soon as the driver is gone — a
-    worker whose driver was killed (kill -9) would otherwise finish unseen and then wait forever."""
+    a half-written temporary file is removed; and the worker exits as soon as the driver is gone. A
+    worker whose driver was killed (kill -9) would otherwise finish its run unseen and then wait on its
+    task pipe forever; under forkserver it would also keep the fork server alive, and that server it."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    parent = os.getppid()  # the driver (spawn) or the fork server, which exits with the driver
+    driver = multiprocessing.parent_process()  # the process that asked for this worker, not the server
+    if driver is None:
+        return
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(period_s)
+        multiprocessing.connection.wait([driver.sentinel])  # ready once the driver has exited
         os._exit(1)
 
-    threading.Thread(target=watch, name="adpbench-orphan-watch", daemon=True).start()
+    threading.Thread(target=watch, name="adpbench-driver-watch", daemon=True).start()
 
 
 class _Slot:

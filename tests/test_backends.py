@@ -6,8 +6,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -241,3 +244,65 @@ def test_bad_slurm_table_in_toml(tmp_path, capsys):
     cfg.write_text('backend = "submitit"\n[slurm]\nqueue = "x"\n')
     assert cli.main(["run", "-c", str(cfg), "-o", str(tmp_path / "r")]) == 2
     assert "[slurm] takes partition" in capsys.readouterr().err
+
+
+def _descendants(pid: int) -> set[int]:
+    """Processes below ``pid`` (Linux /proc), e.g. a driver's fork server and its pool workers."""
+    parents = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            parents[int(status.parent.name)] = int(fields["PPid"])
+        except (OSError, KeyError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="walks /proc (Linux)")
+def test_sweep_killed_with_sigkill_leaves_no_workers_and_resume_completes_it(tmp_path):
+    out = tmp_path / "r"
+    args = [
+        "run",
+        "-p",
+        "deconv1d",
+        "-s",
+        "ift,lista",
+        "--seed",
+        "0,1",
+        "--max-time",
+        "1.5",
+        "--threads",
+        "1",
+    ]
+    args += ["--jobs", "2", "-o", str(out), "--no-report", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    driver = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not results.runs_dir(out).is_dir() or not list(results.runs_dir(out).glob("*.json")):
+        assert time.monotonic() < deadline and driver.poll() is None  # until the first run is finished
+        time.sleep(0.05)
+    below = _descendants(driver.pid)
+    driver.kill()  # kill -9, mid-sweep: 2 of 4 runs still running or pending
+    driver.wait()
+    assert below, "the driver had no worker processes"
+    while any(_alive(pid) for pid in below):  # workers and the fork server leave with the driver
+        assert time.monotonic() < deadline, [pid for pid in below if _alive(pid)]
+        time.sleep(0.1)
+    assert 1 <= len(results.finished_runs(out)) < 4
+
+    assert subprocess.run([sys.executable, "-m", "bench.cli", *args, "--resume"], env=env).returncode == 0
+    good, damaged = results.scan(out)
+    assert len(good) == 4 and not damaged and not results.failed_runs(out)
+    assert results.load_traces(out).run_id.nunique() == 4
