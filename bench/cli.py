@@ -24,14 +24,14 @@ DEFAULT_THREADS = 1
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage block): ``adpbench run: error: ...``, exit code 2."""
+    """argparse with one-line errors (no usage block): ``adpbench: error: ...``, exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"adpbench: error: {message}\n")
 
 
-def _number(flag: str, kind: type, positive: bool = True):
-    """An argparse type: a finite int/float, > 0 (or ≥ 1 for integers), the error naming the flag."""
+def _number(kind: type, positive: bool = True):
+    """An argparse type: a finite int/float, > 0 (or ≥ 1 for integers); argparse prefixes the flag."""
 
     def parse(text: str) -> int | float:
         try:
@@ -40,7 +40,7 @@ def _number(flag: str, kind: type, positive: bool = True):
             value = None
         if value is None or not math.isfinite(value) or (positive and value <= 0):
             what = "an integer ≥ 1" if kind is int else "a finite number > 0"
-            raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")  # argparse names the flag
         return value
 
     return parse
@@ -202,20 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
     p.add_argument(
         "--max-iters",
-        type=_number("--max-iters", int),
+        type=_number(int),
         help="upper iterations per run (default: each solver's paper value)",
     )
     p.add_argument(
         "--max-time",
-        type=_number("--max-time", float),
+        type=_number(float),
         help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s when no budget is given)",
     )
-    p.add_argument(
-        "--max-ll-iters", type=_number("--max-ll-iters", int), help="lower-level iterations per run"
-    )
+    p.add_argument("--max-ll-iters", type=_number(int), help="lower-level iterations per run")
     p.add_argument(
         "--threads",
-        type=_number("--threads", int),
+        type=_number(int),
         help=f"torch intra-op threads per run (default {DEFAULT_THREADS}; with --jobs: cores ÷ runs at once)",
     )
     p.add_argument("--device", help="cpu (default) or cuda")
@@ -229,12 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-every",
-        type=_number("--eval-every", int),
+        type=_number(int),
         help="evaluate metrics every N upper iterations (default 1)",
     )
     p.add_argument(
         "--target",
-        type=_number("--target", float, positive=False),
+        type=_number(float, positive=False),
         help="upper value to time against (default: per problem)",
     )
     p.add_argument("--no-report", action="store_true")
@@ -243,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--jobs",
         "-j",
-        type=_number("--jobs", int),
+        type=_number(int),
         help="runs at once (default 1; Dask local cluster: the cores)",
     )
     x.add_argument("--backend", choices=backends.BACKENDS, help="local (default) | dask | submitit")
@@ -253,24 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--slurm-partition", help="submitit: SLURM partition")
     x.add_argument(
         "--slurm-time-min",
-        type=_number("--slurm-time-min", int),
+        type=_number(int),
         help="submitit: time limit per run in minutes (default 60)",
     )
     x.add_argument(
         "--slurm-cpus-per-task",
-        type=_number("--slurm-cpus-per-task", int),
+        type=_number(int),
         help="submitit: CPUs per run (default: --threads)",
     )
     x.add_argument("--slurm-gpus-per-node", type=int, help="submitit: GPUs per run (default 0)")
     x.add_argument(
         "--slurm-array-parallelism",
-        type=_number("--slurm-array-parallelism", int),
+        type=_number(int),
         help="submitit: runs at once (default --jobs)",
     )
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")
-    r.add_argument("--target", type=_number("--target", float, positive=False))
+    r.add_argument("--target", type=_number(float, positive=False))
     r.add_argument("--no-figures", action="store_true")
     r.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list problems and solvers with their parameters")

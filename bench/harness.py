@@ -14,6 +14,7 @@ solver time of the unfinished iteration included (its ``iteration`` is the numbe
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -98,13 +99,18 @@ def _check_budgets(max_iters: Any, max_time: Any, max_ll_iters: Any, eval_every:
     ):
         if value is None:
             continue
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+        ok = (
+            isinstance(value, numbers.Integral)
+            if integer
+            else isinstance(value, numbers.Real) and math.isfinite(value)
+        )
         if isinstance(value, bool) or not ok or value < 0:
             kind = "an integer" if integer else "a finite number"
             raise ValueError(f"{name} must be {kind} ≥ 0 or None, got {value!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+    if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) or eval_every < 1:
         raise ValueError(f"eval_every must be ≥ 1 (an integer), got {eval_every!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    bad_threads = isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
+    if threads is not None and bad_threads:
         raise ValueError(f"threads must be an integer ≥ 1 or None, got {threads!r}")
 
 

@@ -218,11 +218,14 @@ def test_toml_keys_and_cli_flags_set_the_backend(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--jobs", "0"], "--jobs must be an integer ≥ 1"),
+        (["--jobs", "0"], "argument --jobs/-j: must be an integer ≥ 1"),
         (["--backend", "nope"], "argument --backend: invalid choice: 'nope'"),
         (["--scheduler", "tcp://x:1"], "needs backend 'dask'"),
         (["--slurm-partition", "gpu"], "SLURM options need backend 'submitit'"),
-        (["--backend", "submitit", "--slurm-time-min", "0"], "--slurm-time-min must be an integer ≥ 1"),
+        (
+            ["--backend", "submitit", "--slurm-time-min", "0"],
+            "argument --slurm-time-min: must be an integer ≥ 1",
+        ),
         (["--backend", "submitit", "--slurm-gpus-per-node", "-1"], "gpus_per_node must be an integer ≥ 0"),
     ],
 )
