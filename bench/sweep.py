@@ -42,6 +42,7 @@ records the backend, the number of concurrent runs and the threads per run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -336,8 +337,15 @@ def run_jobs(
     failures = 0
     try:
         if todo:
-            threads = max(job.threads or 1 for job in todo)
-            engine = backends.make_engine(execution, len(todo), folder=out_dir / "submitit", threads=threads)
+            engine = backends.make_engine(
+                execution,
+                len(todo),
+                folder=out_dir / "submitit",
+                threads=max(job.threads or 1 for job in todo),
+            )
+            if engine.name != "sequential":  # concurrent runs must not each take every core
+                default = backends.default_threads(execution, len(todo))
+                todo = [job if job.threads else dataclasses.replace(job, threads=default) for job in todo]
             call = functools.partial(
                 execute_job,
                 out_dir=out_dir,

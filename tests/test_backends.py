@@ -20,7 +20,7 @@ from bench import backends, cli, report, results, sweep
 TIMING_COLUMNS = ["wall_time", "backend", "concurrent_jobs"]  # how a run executed, not what it computed
 
 
-def _grid(threads: int = 1, **budget) -> list[sweep.Job]:
+def _grid(threads: int | None = 1, **budget) -> list[sweep.Job]:
     """Four tiny runs: a closed-form problem and a 16×16 2D deblurring, two solvers each."""
     return sweep.expand(
         [("quadratic", {}), ("deblur2d", {"size": (16, 16), "preset": "certified"})],
@@ -126,7 +126,7 @@ def test_killed_worker_loses_only_its_run_which_resume_reruns(tmp_path):
 
 def test_ctrl_c_stops_workers_and_keeps_finished_runs(tmp_path):
     out = tmp_path / "r"
-    jobs = _grid(max_iters=3)
+    jobs = _grid(threads=None, max_iters=3)  # no threads given: the pool's default, cores ÷ 2
 
     def interrupt_after_first(_: str) -> None:
         raise KeyboardInterrupt  # what Ctrl-C does while the driver reports the first finished run
@@ -141,6 +141,8 @@ def test_ctrl_c_stops_workers_and_keeps_finished_runs(tmp_path):
     assert not [p for p in results.runs_dir(out).iterdir() if p.name.startswith(".")]  # no half-written file
     for run_id in finished:
         assert results.load_arrays(out, run_id) is not None
+    expected = backends.default_threads(backends.Execution(jobs=2), len(jobs))
+    assert set(results.load_traces(out).torch_threads) == {expected}
 
 
 def test_run_that_cannot_start_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
