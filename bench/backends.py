@@ -65,6 +65,8 @@ class SlurmOptions:
     array_parallelism: int | None = None
 
     def __post_init__(self) -> None:
+        if self.partition is not None and not isinstance(self.partition, str):
+            raise ValueError(f"slurm partition must be a string, got {self.partition!r}")
         for name in ("time_min", "cpus_per_task", "array_parallelism"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -244,11 +244,19 @@ def test_bad_backend_options_give_one_line_errors(tmp_path, capsys, args, messag
     assert not (tmp_path / "runs").exists()  # nothing ran
 
 
-def test_bad_slurm_table_in_toml(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("slurm", "message"),
+    [
+        ('queue = "x"', "[slurm] takes partition, time_min"),
+        ("partition = 5", "slurm partition must be a string, got 5"),
+        ("array_parallelism = 0", "slurm array_parallelism must be an integer ≥ 1, got 0"),
+    ],
+)
+def test_bad_slurm_table_in_toml(tmp_path, capsys, slurm, message):
     cfg = tmp_path / "grid.toml"
-    cfg.write_text('backend = "submitit"\n[slurm]\nqueue = "x"\n')
+    cfg.write_text(f'backend = "submitit"\n[slurm]\n{slurm}\n')
     assert cli.main(["run", "-c", str(cfg), "-o", str(tmp_path / "r")]) == 2
-    assert "[slurm] takes partition" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def _descendants(pid: int) -> set[int]:
