@@ -42,25 +42,24 @@ def _quiet(_: str) -> None:
 
 
 def test_backends_give_the_same_runs_and_traces(tmp_path):
-    pytest.importorskip("dask.distributed")
     jobs = _grid()
-    runs = {
-        "sequential": backends.Execution(),
-        "local": backends.Execution(jobs=2),
-        "dask": backends.Execution(backend="dask", jobs=2),
-    }
+    runs = {"sequential": backends.Execution(), "local": backends.Execution(jobs=2)}
+    try:
+        import dask.distributed  # noqa: F401  (the dask extra; installed in CI)
+
+        runs["dask"] = backends.Execution(backend="dask", jobs=2)
+    except ImportError:
+        pass
     traces = {}
     for name, execution in runs.items():
         sweep.run_jobs(jobs, tmp_path / name, progress=False, log=_quiet, execution=execution)
         assert results.finished_runs(tmp_path / name) == {job.run_id for job in jobs}
         traces[name] = _traces(tmp_path / name)
-        by_run = traces[name].groupby("run_id")
-        assert (by_run.backend.unique().str.len() == 1).all()
         assert set(traces[name].backend) == {name}
         assert set(traces[name].concurrent_jobs) == {1 if name == "sequential" else 2}
         assert set(traces[name].torch_threads) == {1}
     reference = traces["sequential"].drop(columns=TIMING_COLUMNS)
-    for name in ("local", "dask"):
+    for name in set(runs) - {"sequential"}:
         pd.testing.assert_frame_equal(traces[name].drop(columns=TIMING_COLUMNS), reference)
 
 
