@@ -160,7 +160,15 @@ class BilevelProblem:
     def ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
         """One lower-level iteration's gradient ∇_x f(x, θ); counted in ``ll_iters``."""
         self._count_ll_iters(1)
-        return self._ll_grad(theta, x)
+        grad = self._ll_grad(theta, x)
+        if self._budget is not None and grad.requires_grad:
+            # unrolling (LISTA): the backward pass through this step checks the deadline too, so a long
+            # backward cannot overrun the budget by more than one step
+            grad.register_hook(self._check_in_backward)
+        return grad
+
+    def _check_in_backward(self, grad: Tensor) -> None:
+        self._charge()
 
     def hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """H v with H = ∇²_xx h(x, θ) (restricted to the active set); counted in ``cg_iters``."""

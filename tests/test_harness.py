@@ -221,6 +221,19 @@ def test_budget_is_disarmed_outside_solver_calls():
     assert p.counters.ll_iters == 3
 
 
+def test_budget_is_checked_in_the_backward_pass_of_unrolling():
+    """LISTA's backward through K unrolled steps is as long as its forward: each step checks the deadline."""
+    p = problems.make_problem("deblur2d", size=(16, 16), preset="certified")
+    theta = p.theta0.clone().requires_grad_(True)
+    with p.budget():
+        x = p.ll_unrolled(theta, p.x0, 3, None)
+        value = p.upper_value_graph(theta, x)
+    with p.budget(deadline=0.0), pytest.raises(problems.base.BudgetExhausted, match="max_time"):
+        torch.autograd.grad(value, theta)
+    (grad,) = torch.autograd.grad(p.upper_value_graph(theta, p.ll_unrolled(theta, p.x0, 3, None)), theta)
+    assert torch.isfinite(grad).all()  # unarmed: no check, no change
+
+
 def test_zero_time_budget_records_only_the_initial_state():
     result = bench.run("ift", "quadratic", max_time=0.0, max_iters=100)
     assert result.status == "budget" and result.trace.iteration.tolist() == [0]
