@@ -252,7 +252,7 @@ def write_report(
     ]
     if not mixed:
         parts += ["", execution]
-    failed = results.failed_runs(out_dir)
+    failed = results.failed_runs(out_dir, finished=set(traces.run_id))
     if failed:
         parts += [
             "",

@@ -200,12 +200,13 @@ def clear_failure(out_dir: str | Path, run_id: str) -> None:
     (runs_dir(out_dir) / f"{run_id}{FAILURE_SUFFIX}").unlink(missing_ok=True)
 
 
-def failed_runs(out_dir: str | Path) -> dict[str, dict]:
-    """Failure records of runs that still have no trace: run id → record."""
+def failed_runs(out_dir: str | Path, finished: set[str] | None = None) -> dict[str, dict]:
+    """Failure records of runs that still have no finished run: run id → record. ``finished``: the
+    finished run ids when the caller has already scanned the folder."""
     folder = runs_dir(out_dir)
     if not folder.is_dir():
         return {}
-    finished = finished_runs(out_dir)
+    finished = finished_runs(out_dir) if finished is None else finished
     records = {}
     for path in sorted(folder.glob(f"*{FAILURE_SUFFIX}")):
         run_id = path.name[: -len(FAILURE_SUFFIX)]
