@@ -317,7 +317,9 @@ def run_jobs(
     """Run every job on the chosen backend (default: one after the other in this process); each
     finished run is written at once by the process that ran it. A run that ends without a trace (its
     worker died, it could not start) is recorded as failed and the sweep goes on; Ctrl-C stops the
-    sweep and keeps every finished run. One progress bar for the sweep. Returns the run ids."""
+    sweep and keeps every finished run. One progress bar for the sweep. Returns the run ids.
+
+    With ``resume``, runs whose files pass the finished-run check are skipped; damaged ones run again."""
     execution = execution or backends.Execution()
     out_dir = Path(out_dir).resolve()  # workers may run elsewhere (a cluster node, another cwd)
     unique = list({job.run_id: job for job in jobs}.values())  # a run listed twice runs once
@@ -329,8 +331,9 @@ def run_jobs(
 
         bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="sweep", unit="run")
     emit = log or (bar.write if bar is not None else print)
+    wanted = {job.run_id for job in unique}
     for run_id, why in damaged.items():
-        emit(f"{run_id}: damaged ({why}); it runs again")
+        emit(f"{run_id}: damaged ({why}); " + ("it runs again" if run_id in wanted else "not in this sweep"))
     for job in unique:
         if job.run_id in done:
             emit(f"{job.problem}/{job.solver} seed={job.seed}: finished earlier, skipped (--resume)")
