@@ -1,6 +1,6 @@
 """Speed-up of a sweep on the local process pool: one 12-run 2D sweep, sequentially and with ``--jobs N``.
 
-The sweep: deblur2d and semiblind2d (``paper`` preset: every lower solve capped at 200 iterations, so the
+The sweep: deblur2d and semiblind2d (``authors`` protocol: every lower solve capped at 200 iterations, so the
 work per upper iteration is fixed) × MAID, IFT, LISTA × seeds 0, 1, at ``size``×``size``, a fixed budget
 of upper iterations and one torch thread per run. Both executions run in this process, one after the
 other, ``repeats`` times alternating; the wall time is the whole sweep as the driver sees it (for the
@@ -35,7 +35,7 @@ TIMING_COLUMNS = ["wall_time", "backend", "concurrent_jobs"]
 def make_jobs(size: int, iters: int) -> list[sweep.Job]:
     """The 12 runs, one torch thread each."""
     return sweep.expand(
-        [(name, {"size": (size, size), "preset": "paper"}) for name in PROBLEMS],
+        [(name, {"size": (size, size), "preset": "authors"}) for name in PROBLEMS],
         [(name, {}) for name in SOLVERS],
         list(SEEDS),
         {"max_iters": iters},
@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> str:
     seq_mode, pool_mode = modes
     seq = statistics.median(walls[seq_mode])
     lines = [
-        f"Sweep speed-up: {len(jobs)} runs ({' + '.join(PROBLEMS)}, paper preset, {args.size}×{args.size}; "
-        f"{', '.join(SOLVERS)}; seeds {', '.join(map(str, SEEDS))}), {args.iters} upper iterations per run, "
+        f"Sweep speed-up: {len(jobs)} runs ({' + '.join(PROBLEMS)}, authors protocol, "
+        f"{args.size}×{args.size}; {', '.join(SOLVERS)}; seeds {', '.join(map(str, SEEDS))}), "
+        f"{args.iters} upper iterations per run, "
         f"1 torch thread per run, {backends.usable_cores()} usable cores, median of {args.repeats}.",
         "",
         "| execution | sweep wall time [s] | summed solver time [s] | speed-up |",
