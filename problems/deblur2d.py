@@ -127,6 +127,7 @@ class Deblur2D(BilevelProblem):
     metric_names = ("psnr", "ssim")
     ul_convex_in_x = True
     ll_momentum = "fista"  # per instance: "strongly_convex" when μ = ζ > 0 is a true bound
+    per_theta_caches = ("_setup_cache", "_lip_cache")
 
     @property
     def solver_defaults(self) -> dict[str, dict[str, object]]:
@@ -342,7 +343,7 @@ class Deblur2D(BilevelProblem):
         if (tol is None) == (n_iters is None):
             raise ValueError("tv_baseline needs exactly one of tol, n_iters")
         if tol is not None:
-            return self.solve_lower(self.theta0, tol, max_iters)
+            return self._reference_solve(self.theta0, tol, max_iters)  # also when μ is only nominal
         if n_iters < 1:
             raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
         with self.uncounted(), torch.no_grad():

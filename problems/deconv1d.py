@@ -86,6 +86,7 @@ class Deconv1D(BilevelProblem):
     metric_names = ("rel_error", "l1_error")
     ll_momentum = "none"  # ISTA, as in the paper
     report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (SPEC §5)
+    per_theta_caches = ("_setup_cache",)
 
     def __init__(
         self,
