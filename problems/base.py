@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,17 +36,40 @@ RESOLUTION_FACTOR = 10.0
 
 @dataclass
 class Counters:
-    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below."""
+    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below and, for the per-θ set-up
+    work, where a problem really does it (a cache miss). Measured costs: ``docs/cost_model.md``."""
 
-    ll_iters: int = 0  # lower-level gradient / prox-gradient steps
+    ll_iters: int = 0  # lower-level gradient / prox-gradient steps (forward, unrolled ones included)
     cg_iters: int = 0  # Hessian-vector products
     ul_evals: int = 0  # upper-level value evaluations
+    ll_backward_iters: int = 0  # unrolled lower-level steps back-propagated (LISTA's backward pass)
+    setup_evals: int = 0  # per-θ operator set-ups (deconv1d: BᵀB + a₂I; deblur2d: kernel FFT and K_bᵀy)
+    lipschitz_evals: int = 0  # per-θ Lipschitz bounds that cost work (power iterations, a spectral norm)
 
     def snapshot(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
     def reset(self) -> None:
-        self.ll_iters = self.cg_iters = self.ul_evals = 0
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, 0)
+
+
+def momentum_coefficients(momentum: str, lip: float, mu: float) -> Iterator[float]:
+    """β_k of y_{k+1} = x_{k+1} + β_k (x_{k+1} − x_k) for the lower-level momentum rules of
+    ``problems.lower.prox_gradient_solve``: "none" 0; "fista" (t_k − 1)/t_{k+1}, t₁ = 1,
+    t_{k+1} = (1 + √(1 + 4t_k²))/2; "strongly_convex" (√L − √μ)/(√L + √μ)."""
+    if momentum == "none":
+        yield from itertools.repeat(0.0)
+    elif momentum == "strongly_convex":
+        yield from itertools.repeat((math.sqrt(lip) - math.sqrt(mu)) / (math.sqrt(lip) + math.sqrt(mu)))
+    elif momentum == "fista":
+        t = 1.0
+        while True:
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            yield (t - 1.0) / t_next
+            t = t_next
+    else:
+        raise ValueError(f"momentum must be one of none, fista, strongly_convex; got {momentum!r}")
 
 
 class BilevelProblem:
@@ -163,11 +188,26 @@ class BilevelProblem:
             return prox_gradient_solve(self, theta, x, eps, max_iters, step, self.ll_momentum)
 
     def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
-        """n_steps prox-gradient steps from x, keeping the autograd graph (unrolling, LISTA)."""
-        lam = 1.0 / self.ll_lipschitz(theta.detach()) if step is None else step
-        for _ in range(n_steps):
-            x = self.ll_prox(x - lam * self.ll_grad(theta, x), lam)
-        return x
+        """n_steps of the lower solver's own iteration from x, keeping the autograd graph (unrolling, LISTA):
+        prox-gradient steps with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the constant
+        strongly-convex momentum), restarted at x, exactly as ``problems.lower.prox_gradient_solve`` runs
+        them. Each step is one counted ``ll_grad``; each step a backward pass goes through is counted in
+        ``ll_backward_iters`` when that backward pass really runs."""
+        lip = self.ll_lipschitz(theta.detach())
+        lam = 1.0 / lip if step is None else step
+        momentum = momentum_coefficients(self.ll_momentum, lip, self.ll_mu(theta.detach()))
+        y = x_prev = x
+        for beta in itertools.islice(momentum, n_steps):
+            x_new = self.ll_prox(y - lam * self.ll_grad(theta, y), lam)
+            if x_new.requires_grad:
+                x_new.register_hook(self._count_backward_step)
+            y = x_new + beta * (x_new - x_prev) if beta else x_new
+            x_prev = x_new
+        return x_prev
+
+    def _count_backward_step(self, grad: Tensor) -> None:
+        """Tensor hook: autograd computed the gradient of one unrolled step's output (one backward step)."""
+        self.counters.ll_backward_iters += 1
 
     def adjoint_solve(
         self, theta: Tensor, x: Tensor, tol: float, max_iters: int, q0: Tensor | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import BilevelProblem, Counters
 
 
 def gaussian_blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -43,7 +43,14 @@ class _UnrolledISTA(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, hess: Tensor, c: Tensor, x: Tensor, lam: float, threshold: float, n_steps: int
+        ctx,
+        hess: Tensor,
+        c: Tensor,
+        x: Tensor,
+        lam: float,
+        threshold: float,
+        n_steps: int,
+        counters: Counters,
     ) -> Tensor:
         xs, masks = [], []
         for _ in range(n_steps):
@@ -53,12 +60,14 @@ class _UnrolledISTA(torch.autograd.Function):
             x = torch.nn.functional.softshrink(v, threshold)
         ctx.save_for_backward(hess, torch.stack(xs), torch.stack(masks))
         ctx.lam = lam
+        ctx.counters = counters
         return x
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hess, xs, masks = ctx.saved_tensors
         lam = ctx.lam
+        ctx.counters.ll_backward_iters += xs.shape[0]  # this backward pass goes through every step
         us = torch.empty_like(xs)
         g = grad_out
         for k in range(xs.shape[0] - 1, -1, -1):
@@ -67,7 +76,7 @@ class _UnrolledISTA(torch.autograd.Function):
             g = u - lam * torch.mv(hess.T, u)  # gradient w.r.t. x_k
         grad_hess = -lam * (us.T @ xs)
         grad_c = -lam * us.sum(0)
-        return grad_hess, grad_c, g, None, None, None
+        return grad_hess, grad_c, g, None, None, None, None
 
 
 @dataclass
@@ -169,7 +178,7 @@ class Deconv1D(BilevelProblem):
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
         self.counters.ll_iters += n_steps  # each unrolled step is one lower-level gradient step
-        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps)
+        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self.counters)
 
     def ll_mu(self, theta: Tensor) -> float:
         return self.a2
