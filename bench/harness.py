@@ -22,7 +22,9 @@ import solvers as solver_registry
 from bench import provenance
 from problems.base import BilevelProblem
 
-STATUSES = ("running", "converged", "budget", "diverged", "error")
+#: a run's status: "converged" and "stalled" both mean the solver's stopping rule fired, "stalled" without
+#: certified progress (e.g. MAID whose ε fell below its tolerance with no step accepted)
+STATUSES = ("running", "converged", "stalled", "budget", "diverged", "error")
 
 
 @dataclass
@@ -168,6 +170,9 @@ def run(
                     "diverged",
                     f"upper value {state.upper_value:.3g} at iteration {k}",
                 )
+            elif state.converged and state.stalled:
+                status = "stalled"
+                message = f"stopping rule fired without certified progress at iteration {k}"
             elif state.converged:
                 status = "converged"
             record(k)

@@ -30,7 +30,8 @@ class SolverState:
     delta: float = math.nan  # adjoint (CG) accuracy δ in force after this iteration
     backtracks: int = 0  # line-search trials rejected this iteration
     accepted: bool = True
-    converged: bool = False  # the solver's own stopping rule fired
+    converged: bool = False  # the solver's own stopping rule fired (the run stops)
+    stalled: bool = False  # ...but without certified progress: the harness records "stalled", not "converged"
 
 
 class Solver(Protocol):

@@ -212,7 +212,7 @@ def test_maid_never_accepts_an_uncertified_step():
     """With an absurd initial step every line search fails: θ must stay put, without an exception."""
     p = problems.make_problem("deconv1d")
     result = bench.run(solvers.make_solver("maid", step0=1e300), p, max_iters=5)
-    assert result.status in ("converged", "budget"), result.message
+    assert result.status in ("stalled", "budget"), result.message  # never "converged" without progress
     assert torch.equal(result.theta, p.theta0)
     assert not result.trace.accepted.iloc[1:].any() and (result.trace.step_size == 0.0).all()
 
