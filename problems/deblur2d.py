@@ -226,6 +226,7 @@ class Deblur2D(BilevelProblem):
         c = self._setup_cache
         if c is not None and c.key is theta and c.version == theta._version and c.graph == graph:
             return c
+        self.counters.setup_evals += 1  # kernel FFT and −K_bᵀy (docs/cost_model.md)
         op = Conv2D(theta, self.shape, self.boundary)
         self._setup_cache = _Setup(theta, theta._version, graph, op, -op.adjoint(self.y))
         return self._setup_cache
@@ -236,6 +237,7 @@ class Deblur2D(BilevelProblem):
         c = self._lip_cache
         if c is not None and c[0].shape == theta.shape and torch.equal(c[0], theta):
             return c[1]
+        self.counters.lipschitz_evals += 1  # power iterations of K_|b|ᵀK_|b| (docs/cost_model.md)
         setup = self._setup_cache
         op = (
             setup.op if setup is not None and setup.key is theta else Conv2D(theta, self.shape, self.boundary)
