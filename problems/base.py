@@ -311,7 +311,7 @@ class BilevelProblem:
         self.require_certificate("upper_objective")
         theta = self._as_tensor(theta)
         x = self._reference_solve(theta, tol, 1_000_000)
-        with torch.no_grad():
+        with torch.no_grad(), self.uncounted():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
     def hypergradient(self, theta: Tensor, tol: float | None = None) -> Tensor:
@@ -323,7 +323,13 @@ class BilevelProblem:
         with self.uncounted():
             rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
             cg_tol = self.reference_rtol(theta) * max(rhs_norm, torch.finfo(self.dtype).tiny)
-            q, _ = self.adjoint_solve(theta, x, cg_tol, 100 * x.numel())
+            before = self.counters.cg_iters
+            q, residual = self.adjoint_solve(theta, x, cg_tol, 100 * x.numel())
+            if residual > cg_tol:
+                raise RuntimeError(
+                    f"{self.name}: CG on H q = ∇_x g stopped after {self.counters.cg_iters - before} "
+                    f"iterations at residual {residual:.3g} > {cg_tol:.3g}"
+                )
             return self.hypergradient_from(theta, x, q)
 
     def evaluate(self, theta: Tensor, tol: float | None = None) -> dict[str, float]:
@@ -331,9 +337,9 @@ class BilevelProblem:
         self.require_certificate("evaluate")
         theta = self._as_tensor(theta)
         x = self._reference_solve(theta, tol, 1_000_000)
-        with torch.no_grad():
+        with torch.no_grad(), self.uncounted():
             out = {"upper_value": float(self.ul_g(theta, x) + self.ul_reg(theta))}
-        out.update(self.metrics(theta, x))
+            out.update(self.metrics(theta, x))
         return out
 
     def _as_tensor(self, theta: Tensor) -> Tensor:
