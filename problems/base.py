@@ -42,6 +42,8 @@ class Counters:
     ll_iters: int = 0  # lower-level gradient / prox-gradient steps (forward, unrolled ones included)
     cg_iters: int = 0  # Hessian-vector products
     ul_evals: int = 0  # upper-level value evaluations
+    ul_grad_evals: int = 0  # ∇_x g evaluations (MAID's bounds, the adjoint's right-hand side)
+    hypergrad_evals: int = 0  # assemblies of z = ∂_θ g − Jᵀq + ∇r
     ll_backward_iters: int = 0  # unrolled lower-level steps back-propagated (LISTA's backward pass)
     setup_evals: int = 0  # per-θ operator set-ups (deconv1d: BᵀB + a₂I; deblur2d: kernel FFT and K_bᵀy)
     lipschitz_evals: int = 0  # per-θ Lipschitz bounds that cost work (power iterations, a spectral norm)
@@ -169,15 +171,19 @@ class BilevelProblem:
 
     def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
         """∇_x g(x, θ), the full gradient (its norm enters MAID's bounds on g(x̂) for every component
-        of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`."""
+        of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`.
+        Counted in ``ul_grad_evals``."""
+        self.counters.ul_grad_evals += 1
         return self._ul_grad_x(theta, x)
 
     def adjoint_rhs(self, theta: Tensor, x: Tensor) -> Tensor:
-        """Right-hand side of H q = ∇_x g: the gradient restricted to the active set."""
+        """Right-hand side of H q = ∇_x g: the gradient restricted to the active set (``ul_grad_evals``)."""
+        self.counters.ul_grad_evals += 1
         return self._mask(self._ul_grad_x(theta, x), theta, x)
 
     def hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
-        """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3)."""
+        """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3); ``hypergrad_evals``."""
+        self.counters.hypergrad_evals += 1
         return self._hypergradient_from(theta, x, q)
 
     def ll_solve(

@@ -7,7 +7,8 @@ Per problem (deconv1d n = 200; deblur2d 128×128 with ζ = 1e-3, α = 2e-3, repl
 iteration (``ll_iters``: a gradient / prox-gradient step with the solver's momentum), one unrolled step with
 its graph (LISTA's forward through K = 50 steps less one set-up, divided by K), one unrolled step
 back-propagated (``ll_backward_iters``: LISTA's backward through the K steps divided by K; it includes the
-backward through the set-up, which a LISTA pass makes once), one CG step (``cg_iters``), one per-θ set-up
+backward through the set-up, which a LISTA pass makes once), one CG step (``cg_iters``), one ∇_x g
+(``ul_grad_evals``), one assembly of z (``hypergrad_evals``), one per-θ set-up
 (``setup_evals``) and one Lipschitz bound (``lipschitz_evals``). Work of a run ≈ Σ counter × unit cost.
 """
 
@@ -70,6 +71,8 @@ def unit_costs(p: BilevelProblem, repeats: int) -> dict[str, float]:
         "ll_iters": _median_seconds(lower_steps, repeats) / LL_STEPS,
         "cg_iters": _median_seconds(lambda: p._hvp(theta, x, v), repeats),
         "setup_evals": _median_seconds(setup, repeats),
+        "ul_grad_evals": _median_seconds(lambda: p._ul_grad_x(theta, x), repeats),
+        "hypergrad_evals": _median_seconds(lambda: p._hypergradient_from(theta, x, v), repeats),
     }
     forward = _median_seconds(unrolled_forward, repeats)
     costs["ll_backward_iters"] = (_median_seconds(unrolled_backward, repeats) - forward) / K_UNROLL
@@ -94,6 +97,8 @@ ROWS = (
     ("unrolled_forward_step", "one unrolled step with its graph (LISTA forward)"),
     ("ll_backward_iters", "one unrolled step back-propagated (LISTA backward)"),
     ("cg_iters", "one Hessian-vector product (CG step)"),
+    ("ul_grad_evals", "one ∇_x g"),
+    ("hypergrad_evals", "one hypergradient assembly z"),
     ("setup_evals", "one per-θ set-up"),
     ("lipschitz_evals", "one Lipschitz bound (10 power iterations)"),
 )

@@ -6,7 +6,8 @@ What is wrapped (the real work, not the counting oracles):
 * a lower-level step: ``_ll_grad`` called by a solver or an unrolling (not from inside the autograd
   defaults ``_hvp`` / ``_ul_grad_x`` / ``_hypergradient_from``, where it is a building block), or one step of
   a closed-form unrolling (deconv1d's ``_UnrolledISTA``);
-* a CG step: ``_hvp``; an upper evaluation: ``ul_g`` outside those building blocks;
+* a CG step: ``_hvp``; an upper evaluation: ``ul_g`` outside those building blocks; a ∇_x g:
+  ``_ul_grad_x``; a hypergradient assembly: ``_hypergradient_from``;
 * a backward step: deconv1d's ``_UnrolledISTA.backward`` (its K steps), or the gradient reaching the
   output of an autograd unrolling (then its K steps);
 * a set-up: ``normal_matrix`` (deconv1d's BᵀB + a₂I) or a ``Conv2D`` built by a 2D problem outside its
@@ -50,10 +51,12 @@ class _Real:
             finally:
                 self._inside -= 1
 
-        def wrap_block(name):
+        def wrap_block(name, key=None):
             orig = getattr(p, name)
 
             def fn(*args):
+                if key is not None and not self._inside:
+                    self.counts[key] += 1
                 with inside():
                     return orig(*args)
 
@@ -99,8 +102,8 @@ class _Real:
         monkeypatch.setattr(p, "_hvp", hvp)
         monkeypatch.setattr(p, "ul_g", ul_g)
         monkeypatch.setattr(p, "ll_unrolled", ll_unrolled)
-        for name in ("_ul_grad_x", "_hypergradient_from"):
-            wrap_block(name)
+        for name, key in (("_ul_grad_x", "ul_grad_evals"), ("_hypergradient_from", "hypergrad_evals")):
+            wrap_block(name, key)
         if hasattr(p, "kernel_norm_sq_bound"):
             wrap_block("kernel_norm_sq_bound")
 
@@ -157,8 +160,10 @@ def test_counters_equal_real_calls(solver_name, problem_name, small_problem, mon
     assert counted["ll_iters"] > 0 and counted["ul_evals"] > 0
     if solver_name == "lista":  # 3 backward passes (one per update) through K = 5 steps each
         assert counted["ll_backward_iters"] == 15 and counted["cg_iters"] == 0
+        assert counted["ul_grad_evals"] == 0 and counted["hypergrad_evals"] == 0
     else:
         assert counted["ll_backward_iters"] == 0 and counted["cg_iters"] > 0
+        assert counted["ul_grad_evals"] > 0 and counted["hypergrad_evals"] > 0
     if problem_name in ("deconv1d", "deblur2d", "semiblind2d", "tikhonov_conv2d"):
         assert counted["setup_evals"] > 0  # every θ tried pays its set-up
     # every new counter is in every trace row
