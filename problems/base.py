@@ -32,6 +32,8 @@ REFERENCE_RTOL = {torch.float64: 1e-11, torch.float32: 1e-5}
 #: A solve stalls at a certified distance ≈ 0.5·u·(L/μ)·‖x‖ (u: unit roundoff; measured on deblur2d 16–128 px
 #: in float32 and float64, and on deconv1d), the rounding floor of ‖∇h‖; 10× above it is reached reliably.
 RESOLUTION_FACTOR = 10.0
+#: safeguard cap of a reference solve (the stall rule stops one that cannot progress long before)
+REFERENCE_MAX_ITERS = 1_000_000
 
 
 @dataclass
@@ -292,7 +294,9 @@ class BilevelProblem:
                 "use an instance with a true bound (deblur2d / semiblind2d: zeta > 0 and mu ≤ zeta)"
             )
 
-    def solve_lower(self, theta: Tensor, tol: float | None = None, max_iters: int = 1_000_000) -> Tensor:
+    def solve_lower(
+        self, theta: Tensor, tol: float | None = None, max_iters: int = REFERENCE_MAX_ITERS
+    ) -> Tensor:
         """x̂(θ) to certified accuracy tol (default :meth:`reference_tol`) from x0 (uncounted reference)."""
         self.require_certificate("solve_lower")
         return self._reference_solve(self._as_tensor(theta), tol, max_iters)
@@ -316,7 +320,7 @@ class BilevelProblem:
         """F(θ) with the lower level solved to certified accuracy tol (default :meth:`reference_tol`)."""
         self.require_certificate("upper_objective")
         theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, 1_000_000)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
         with torch.no_grad(), self.uncounted():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
@@ -325,7 +329,7 @@ class BilevelProblem:
         by CG to ‖H q − ∇_x g‖ ≤ reference_rtol(θ)·‖∇_x g‖."""
         self.require_certificate("hypergradient")
         theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, 1_000_000)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
         with self.uncounted():
             rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
             cg_tol = self.reference_rtol(theta) * max(rhs_norm, torch.finfo(self.dtype).tiny)
@@ -342,7 +346,7 @@ class BilevelProblem:
         """Metrics of x̂(θ) solved to tol (default :meth:`reference_tol`), plus the upper value F(θ)."""
         self.require_certificate("evaluate")
         theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, 1_000_000)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
         with torch.no_grad(), self.uncounted():
             out = {"upper_value": float(self.ul_g(theta, x) + self.ul_reg(theta))}
             out.update(self.metrics(theta, x))
