@@ -65,3 +65,18 @@ def test_backward_steps_counted_when_the_backward_runs(name, small_problem):
     assert p.counters.ll_iters == 12 and p.counters.ll_backward_iters == 6
     lista.unrolled_gradient(p, p.theta0, p.x0)
     assert p.counters.ll_iters == 18 and p.counters.ll_backward_iters == 12
+
+
+@pytest.mark.parametrize("name", ["deblur2d", "semiblind2d"])
+def test_accelerated_unrolling_has_the_smaller_bias(name):
+    """K = 50 from y at θ₀ (certified ζ, α): measured at 32×32, the hypergradient's relative error falls from
+    16 % (plain gradient steps) to 8.8 % (deblur2d) and from 89 % to 40 % (semiblind2d)."""
+    p = problems.make_problem(name, size=(32, 32), zeta=1e-3, alpha=2e-3)
+    exact = p.hypergradient(p.theta0)
+    lista = solvers.make_solver("lista", n_unroll=50)
+    bias = {}
+    for momentum in ("none", p.ll_momentum):
+        p.ll_momentum = momentum
+        grad = lista.unrolled_gradient(p, p.theta0, p.x0)
+        bias[momentum] = float((grad - exact).norm() / exact.norm())
+    assert bias["strongly_convex"] < 0.75 * bias["none"], bias
