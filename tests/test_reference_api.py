@@ -97,3 +97,14 @@ def test_unreachable_tolerance_error_states_the_iterations_run() -> None:
     with pytest.raises(RuntimeError, match=r"stopped after 5 iterations \(the iteration cap\)"):
         p.solve_lower(p.theta0, 1e-20, max_iters=5)
     assert p.upper_objective(p.theta0) == pytest.approx(p.upper_objective(p.theta0, 1e-4), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["quadratic", "tikhonov_adp", "tikhonov_conv2d"])
+def test_default_tolerance_matches_closed_forms(name: str) -> None:
+    p = problems.make_problem(name)
+    gen = torch.Generator().manual_seed(0)
+    theta = p.theta0 + 1e-2 * torch.randn(p.theta0.shape, generator=gen, dtype=DT)
+    exact = p.closed_form_hypergradient(theta)
+    assert float((p.hypergradient(theta) - exact).norm() / exact.norm()) <= 1e-8
+    if hasattr(p, "closed_form_objective"):
+        assert p.upper_objective(theta) == pytest.approx(p.closed_form_objective(theta), rel=1e-10)
