@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,35 @@ from bench import report, sweep
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
-DEFAULT_OUT = "results/deconv1d"
+#: default output folder: runs/<first problem>, ignored by git so a run never dirties the checkout
+DEFAULT_OUT_ROOT = "runs"
 DEFAULT_MAX_TIME = 20.0  # solver seconds per run: the default sweep takes about a minute on 2 cores
+#: torch intra-op threads per run: one, so timings are sequential and comparable on a shared machine
+#: (on a loaded 2-core machine two threads ran 6-40x slower than one)
+DEFAULT_THREADS = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``adpbench: error: ...``, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"adpbench: error: {message}\n")
+
+
+def _number(kind: type, positive: bool = True):
+    """An argparse type: a finite int/float, > 0 (or ≥ 1 for integers); argparse prefixes the flag."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or (positive and value <= 0):
+            what = "an integer ≥ 1" if kind is int else "a finite number > 0"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")  # argparse names the flag
+        return value
+
+    return parse
 
 
 def _parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:
@@ -38,6 +66,16 @@ def _split(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [v for item in values for v in item.split(",") if v]
+
+
+def _seeds(values: list[str]) -> list[int]:
+    out = []
+    for text in _split(values) or []:
+        try:
+            out.append(int(text))
+        except ValueError:
+            raise ValueError(f"--seed expects integers (comma-separated or repeated), got {text!r}") from None
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -83,8 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--param/--solver-param name(s) {', '.join(unknown)} match no selected problem or solver"
         )
-    seeds = [int(s) for s in _split(args.seed)] if args.seed else list(cfg.get("seeds", [0]))
-    out = Path(args.out or cfg.get("out", DEFAULT_OUT))
+    seeds = _seeds(args.seed) if args.seed else list(cfg.get("seeds", [0]))
+    out = Path(args.out or cfg.get("out", f"{DEFAULT_OUT_ROOT}/{probs[0][0]}" if probs else DEFAULT_OUT_ROOT))
+    threads = args.threads if args.threads is not None else cfg.get("threads", DEFAULT_THREADS)
     jobs = sweep.expand(
         probs,
         solvs,
@@ -92,9 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget,
         args.device or cfg.get("device", "cpu"),
         args.dtype or cfg.get("dtype", "float64"),
-        args.eval_every or cfg.get("eval_every", 1),
+        args.eval_every if args.eval_every is not None else cfg.get("eval_every", 1),
+        threads,
     )
-    print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget})")
+    print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}, {threads} torch thread(s) per run)")
     sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress)
     if not args.no_report:
         print()
@@ -104,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if not Path(args.dir).is_dir():
+        raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
     print(report.write_report(args.dir, target=args.target, figures=not args.no_figures))
     return 0
 
@@ -119,7 +161,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adpbench", description=__doc__)
+    parser = _Parser(prog="adpbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a sweep (default: deconv1d, maid/ift/lista, 20 s each) and report it")
     p.add_argument("--problem", "-p", action="append", help="problem name(s), comma-separated or repeated")
@@ -129,23 +171,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
     p.add_argument(
-        "--max-iters", type=int, help="upper iterations per run (default: each solver's paper value)"
+        "--max-iters",
+        type=_number(int),
+        help="upper iterations per run (default: each solver's paper value)",
     )
-    p.add_argument("--max-time", type=float, help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s)")
-    p.add_argument("--max-ll-iters", type=int, help="lower-level iterations per run")
+    p.add_argument(
+        "--max-time",
+        type=_number(float),
+        help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s when no budget is given)",
+    )
+    p.add_argument("--max-ll-iters", type=_number(int), help="lower-level iterations per run")
+    p.add_argument(
+        "--threads",
+        type=_number(int),
+        help=f"torch intra-op threads per run (default {DEFAULT_THREADS}, or the TOML key threads)",
+    )
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
-    p.add_argument("--out", "-o", help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--out", "-o", help=f"output folder (default {DEFAULT_OUT_ROOT}/<first problem>, ignored by git)"
+    )
     p.add_argument("--config", "-c", help="TOML sweep file (see bench/sweep.py)")
-    p.add_argument("--resume", action="store_true", help="skip runs already finished in the output folder")
-    p.add_argument("--eval-every", type=int, help="evaluate metrics every N upper iterations (default 1)")
-    p.add_argument("--target", type=float, help="upper value to time against (default: per problem)")
+    p.add_argument(
+        "--resume", action="store_true", help="skip runs finished (and undamaged) in the output folder"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_number(int),
+        help="evaluate metrics every N upper iterations (default 1)",
+    )
+    p.add_argument(
+        "--target",
+        type=_number(float, positive=False),
+        help="upper value to time against (default: per problem)",
+    )
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")
-    r.add_argument("--target", type=float)
+    r.add_argument("--target", type=_number(float, positive=False))
     r.add_argument("--no-figures", action="store_true")
     r.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list problems and solvers with their parameters")
@@ -157,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"adpbench: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"adpbench: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("adpbench: interrupted; finished runs are saved (use --resume)", file=sys.stderr)

@@ -3,11 +3,18 @@
 Solvers advance one upper iteration per ``update``; the harness times only that call (with a CUDA
 synchronise before every clock read), then reads counters from the problem and metrics from an
 untimed evaluation. One trace row per upper iteration (row 0 = the initial state after ``init``).
+
+Budgets hold inside an iteration: around ``init`` and every ``update`` the harness arms the problem's
+budget (:meth:`problems.base.BilevelProblem.budget`), so the counted oracle that would start past the time
+deadline or the lower-level cap raises :class:`~problems.base.BudgetExhausted`. The run then ends with
+status ``budget`` and one last row marked ``partial``: the last accepted θ and x, with the counters and
+solver time of the unfinished iteration included (its ``iteration`` is the number of completed ones).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,11 +27,14 @@ from torch import Tensor
 import problems as problem_registry
 import solvers as solver_registry
 from bench import provenance
-from problems.base import BilevelProblem
+from problems.base import BilevelProblem, BudgetExhausted
+from solvers.base import SolverState
 
 #: a run's status: "converged" and "stalled" both mean the solver's stopping rule fired, "stalled" without
 #: certified progress (e.g. MAID whose ε fell below its tolerance with no step accepted)
 STATUSES = ("running", "converged", "stalled", "budget", "diverged", "error")
+#: statuses a finished run's last trace row can carry
+FINAL_STATUSES = tuple(s for s in STATUSES if s != "running")
 
 
 @dataclass
@@ -64,12 +74,46 @@ class _Clock:
         self.elapsed += self._now() - self._start
 
 
-def _is_diverged(value: float, theta_norm: float, reference: tuple[float, float], factor: float) -> bool:
-    """Non-finite, or the upper value or ‖θ‖ grew by ``factor`` over the start (F may stay bounded
-    while θ explodes, e.g. on deconv1d where x̂ → 0 as ‖B‖ → ∞)."""
-    if not (math.isfinite(value) and math.isfinite(theta_norm)):
-        return True
-    return value > factor * max(abs(reference[0]), 1.0) or theta_norm > factor * max(reference[1], 1.0)
+def _divergence(value: float, theta_norm: float, reference: tuple[float, float], factor: float) -> str:
+    """What diverged ("" if nothing): the upper value or ‖θ‖ is non-finite or grew by ``factor`` over
+    the start (F may stay bounded while θ explodes, e.g. on deconv1d where x̂ → 0 as ‖B‖ → ∞)."""
+    value_limit = factor * max(abs(reference[0]), 1.0)
+    norm_limit = factor * max(reference[1], 1.0)
+    if not math.isfinite(value):
+        return f"upper value is {value}"
+    if not math.isfinite(theta_norm):
+        return f"‖θ‖ is {theta_norm} (upper value {value:.3g})"
+    if value > value_limit:
+        return f"upper value {value:.3g} > {factor:g} × max(|F(θ₀)|, 1) = {value_limit:.3g}"
+    if theta_norm > norm_limit:
+        return (
+            f"‖θ‖ = {theta_norm:.3g} > {factor:g} × max(‖θ₀‖, 1) = {norm_limit:.3g} (upper value {value:.3g})"
+        )
+    return ""
+
+
+def _check_budgets(max_iters: Any, max_time: Any, max_ll_iters: Any, eval_every: Any, threads: Any) -> None:
+    """One-line ValueErrors for budgets and settings outside their ranges (NaN included)."""
+    for name, value, integer in (
+        ("max_iters", max_iters, True),
+        ("max_time", max_time, False),
+        ("max_ll_iters", max_ll_iters, True),
+    ):
+        if value is None:
+            continue
+        ok = (
+            isinstance(value, numbers.Integral)
+            if integer
+            else isinstance(value, numbers.Real) and math.isfinite(value)
+        )
+        if isinstance(value, bool) or not ok or value < 0:
+            kind = "an integer" if integer else "a finite number"
+            raise ValueError(f"{name} must be {kind} ≥ 0 or None, got {value!r}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) or eval_every < 1:
+        raise ValueError(f"eval_every must be ≥ 1 (an integer), got {eval_every!r}")
+    bad_threads = isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
+    if threads is not None and bad_threads:
+        raise ValueError(f"threads must be an integer ≥ 1 or None, got {threads!r}")
 
 
 def run(
@@ -83,6 +127,7 @@ def run(
     dtype: str | None = None,
     seed: int = 0,
     eval_every: int = 1,
+    threads: int | None = None,
     divergence_factor: float = 1e10,
     progress: bool = False,
     problem_params: dict[str, Any] | None = None,
@@ -92,8 +137,12 @@ def run(
 
     ``solver`` and ``problem`` are objects, or registry names (then built with ``problem_params``,
     ``solver_config``, ``seed``, ``device`` and ``dtype``). Budgets: upper iterations (default: the
-    solver's paper setting), solver wall time in seconds, cumulative lower-level iterations.
+    solver's paper setting), solver wall time in seconds, cumulative lower-level iterations; time and
+    lower-level budgets are checked inside the counted oracles, so a run overruns them by at most one
+    oracle call (0 stops at the first one: the trace holds the initial point only). ``threads`` sets
+    torch's intra-op threads for this run (restored afterwards; None keeps the current setting).
     """
+    _check_budgets(max_iters, max_time, max_ll_iters, eval_every, threads)
     if isinstance(problem, str):
         params = dict(problem_params or {})
         params.setdefault("seed", seed)
@@ -108,17 +157,29 @@ def run(
         solver = make_solver_for(solver, problem, **(solver_config or {}))
     if max_iters is None:
         max_iters = solver.default_max_iters
-    for name, value in (
-        ("max_iters", max_iters),
-        ("max_time", max_time),
-        ("max_ll_iters", max_ll_iters),
-    ):
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be ≥ 0 or None, got {value}")
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be ≥ 1, got {eval_every}")
-    torch.manual_seed(seed)
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _loop(
+            solver, problem, max_iters, max_time, max_ll_iters, seed, eval_every, divergence_factor, progress
+        )
+    finally:
+        torch.set_num_threads(saved_threads)
 
+
+def _loop(
+    solver: Any,
+    problem: BilevelProblem,
+    max_iters: int,
+    max_time: float | None,
+    max_ll_iters: int | None,
+    seed: int,
+    eval_every: int,
+    divergence_factor: float,
+    progress: bool,
+) -> RunResult:
+    torch.manual_seed(seed)
     ident = provenance.identity(solver, problem, seed)
     problem.counters.reset()
     clock = _Clock(problem.device)
@@ -131,7 +192,7 @@ def run(
 
         bar = tqdm(total=max_iters, desc=f"{problem.name}/{solver.name}", leave=False)
 
-    def record(iteration: int) -> None:
+    def record(iteration: int, partial: bool = False) -> None:
         row: dict[str, Any] = dict(iteration=iteration, wall_time=clock.elapsed)
         row.update(problem.counters.snapshot())
         for key in (
@@ -144,32 +205,54 @@ def run(
             "accepted",
         ):
             row[key] = getattr(state, key)
+        row["partial"] = partial
         row["status"] = "running"
         if iteration % eval_every == 0 or status != "running":
             with torch.no_grad(), problem.uncounted():
                 row.update(problem.metrics(state.theta, state.x))
         rows.append(row)
 
+    def armed():
+        """The problem's budget for the next solver call: what is left of the solver time."""
+        deadline = None if max_time is None else time.perf_counter() + (max_time - clock.elapsed)
+        return problem.budget(deadline, max_ll_iters)
+
+    completed = 0
     try:
-        with clock:
-            state = solver.init(problem)
-        reference = (state.upper_value, float(torch.linalg.vector_norm(state.theta)))
-        record(0)
+        try:
+            with armed(), clock:
+                state = solver.init(problem)
+        except BudgetExhausted as exc:
+            # Cut inside init: the initial point, valued off the clock, is the last accepted iterate.
+            with torch.no_grad(), problem.uncounted():
+                value = problem.upper_value(problem.theta0, problem.x0)
+            state = SolverState(theta=problem.theta0, x=problem.x0, upper_value=value, accepted=False)
+            status, message = "budget", f"{exc} reached during init"
+            record(0, partial=True)
+        if status == "running":
+            reference = (state.upper_value, float(torch.linalg.vector_norm(state.theta)))
+            record(0)
         for k in range(1, max_iters + 1):
+            if status != "running":
+                break
             if max_time is not None and clock.elapsed >= max_time:
-                status = "budget"
+                status, message = "budget", "max_time"
                 break
             if max_ll_iters is not None and problem.counters.ll_iters >= max_ll_iters:
-                status = "budget"
+                status, message = "budget", "max_ll_iters"
                 break
-            with clock:
-                state = solver.update(problem, state)
+            try:
+                with armed(), clock:
+                    new_state = solver.update(problem, state)
+            except BudgetExhausted as exc:
+                status, message = "budget", f"{exc} reached during upper iteration {k}"
+                record(completed, partial=True)
+                break
+            state, completed = new_state, k
             theta_norm = float(torch.linalg.vector_norm(state.theta))
-            if _is_diverged(state.upper_value, theta_norm, reference, divergence_factor):
-                status, message = (
-                    "diverged",
-                    f"upper value {state.upper_value:.3g} at iteration {k}",
-                )
+            what = _divergence(state.upper_value, theta_norm, reference, divergence_factor)
+            if what:
+                status, message = "diverged", f"{what} at iteration {k}"
             elif state.converged and state.stalled:
                 status = "stalled"
                 message = f"stopping rule fired without certified progress at iteration {k}"
@@ -179,10 +262,9 @@ def run(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(F=f"{state.upper_value:.4g}", t=f"{clock.elapsed:.1f}s")
-            if status != "running":
-                break
         else:
-            status = "budget"
+            if status == "running":
+                status, message = "budget", "max_iters"
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failing run is recorded, the sweep goes on

@@ -29,17 +29,28 @@ def _make(problem: str, params_json: str):
 
 
 def baseline(out_dir: Path, problem: str, params_json: str):
-    """(problem instance, TV reference reconstruction), the latter cached in out_dir/baselines/."""
+    """(problem instance, TV reference reconstruction), the latter cached in out_dir/baselines/ as a plain
+    array (.npz read with allow_pickle=False: a shared folder cannot run code); a damaged cache is rebuilt."""
     prob = _make(problem, params_json)
-    path = out_dir / "baselines" / f"{problem}__{_instance_key(problem, params_json)}.pt"
+    path = out_dir / "baselines" / f"{problem}__{_instance_key(problem, params_json)}.npz"
+    x_tv = None
     if path.exists():
-        x_tv = torch.load(path)
-    else:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                x_tv = torch.from_numpy(data["x_tv"].copy())
+        except (OSError, ValueError, KeyError, EOFError):
+            x_tv = None
+        if x_tv is not None and tuple(x_tv.shape) != tuple(prob.x0.shape):
+            x_tv = None
+    if x_tv is None:
         x_tv = prob.tv_reference().cpu()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(x_tv, tmp)
-        tmp.replace(path)
+        arr = x_tv.numpy()
+
+        def save(p: str) -> None:
+            with open(p, "wb") as fh:
+                np.savez(fh, x_tv=arr)
+
+        results._atomic_write(path, save)
     return prob, x_tv
 
 
@@ -106,13 +117,18 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
             m = prob.metrics(arrays["theta"].to(prob.dtype), arrays["x"].to(prob.dtype))
             panels.append((f"ADP-β {row.solver}", arrays["x"], m))
             kernels.append((f"{row.solver}: b", arrays["theta"]))
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2))
         for ax, (title, img, m) in zip(axes, panels, strict=True):
             ax.imshow(_to_img(img))
-            ax.set_title(title + ("" if m is None else f"\n{m['psnr']:.2f} dB / {m['ssim']:.3f}"), fontsize=8)
+            ax.set_title(
+                title + ("\n" if m is None else f"\n{m['psnr']:.2f} dB / {m['ssim']:.3f}"), fontsize=8
+            )
             ax.axis("off")
-        fig.suptitle(f"{problem}, {params.get('image')}, preset {params.get('preset')}", fontsize=9)
-        fig.tight_layout()
+        fig.suptitle(
+            f"{problem}, {params.get('image')}, preset {params.get('preset')} (PSNR dB / SSIM)", fontsize=9
+        )
+        # leave the suptitle its own band so it cannot sit on the panel titles
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
         names.append(f"{tag}_images.png")
         fig.savefig(out_dir / names[-1], dpi=80)  # small enough to commit, large enough to judge
         plt.close(fig)

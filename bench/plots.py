@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,32 @@ import pandas as pd
 
 import problems as problem_registry
 from bench import results
+
+#: one fixed colour per solver in every figure (colour-blind-safe Okabe–Ito first, then tab10 shades),
+#: covering the solver names planned so far; others get a fixed fallback by name.
+SOLVER_COLOURS = {
+    "maid": "#0072B2",
+    "maid_accel": "#56B4E9",
+    "ift": "#D55E00",
+    "lista": "#009E73",
+    "hoag": "#CC79A7",
+    "neumann": "#E69F00",
+    "jfb": "#8c564b",
+    "trbp": "#7f7f7f",
+    "amigo": "#bcbd22",
+    "f2sa": "#9467bd",
+}
+_FALLBACK = ("#000000", "#17becf", "#e377c2", "#1f77b4", "#ff7f0e", "#2ca02c")
+#: run ends shown with a marker: status → (marker, legend text)
+END_MARKERS = {"diverged": ("X", "diverged (run end)"), "stalled": ("s", "stalled (run end)")}
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def solver_colour(name: str) -> str:
+    """The solver's fixed colour (a stable fallback, by name, for solvers outside the palette)."""
+    if name in SOLVER_COLOURS:
+        return SOLVER_COLOURS[name]
+    return _FALLBACK[sum(name.encode()) % len(_FALLBACK)]
 
 
 def _mpl():
@@ -23,55 +50,154 @@ def _mpl():
     return plt, sns
 
 
-def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> pd.DataFrame:
-    """Each run's upper value on a common log-spaced grid of x (last value at or before x), so
-    medians and bands over seeds compare like with like."""
-    out = []
-    for (problem, solver), group in traces.groupby(["case", "solver"], sort=False):
+def _tick(value: float, _pos: object = None) -> str:
+    """Plain tick labels on log axes (0.01, 0.5, 20, 1000, 1e+05) instead of 5×10⁰-style mathtext."""
+    return f"{value:g}" if 1e-4 <= abs(value) < 1e5 else f"{value:.0e}"
+
+
+def readable_log_axis(axis, lo: float, hi: float) -> None:
+    """Log-axis ticks that always label the range: decades when it spans several, 1-2-5 steps when it
+    spans about one, and plain numbers (with minor labels) when it spans less than a decade."""
+    from matplotlib import ticker
+
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    if span >= 3:
+        axis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
+        axis.set_minor_formatter(ticker.NullFormatter())
+    elif span >= 1:
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(ticker.NullFormatter())
+    else:
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=tuple(range(1, 10))))
+        axis.set_minor_locator(ticker.LogLocator(base=10, subs=tuple(np.arange(1.0, 10.0, 0.1))))
+        axis.set_minor_formatter(ticker.NullFormatter())
+    axis.set_major_formatter(ticker.FuncFormatter(_tick))
+
+
+def with_series(traces: pd.DataFrame) -> pd.DataFrame:
+    """Add ``series``: the solver, plus its configuration label when the folder mixes configurations."""
+    config = traces["config"].fillna("").astype(str) if "config" in traces else pd.Series("", traces.index)
+    label = traces.solver.astype(str).where(config == "", traces.solver.astype(str) + " [" + config + "]")
+    return traces.assign(series=label)
+
+
+def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per series (a solver in one configuration): the grid of x and each run's upper value on it (last
+    value at or before x; NaN past a run's end), so medians and bands compare like with like."""
+    out = {}
+    for series, group in traces.groupby("series", sort=False):
         xs = group[x].to_numpy(dtype=float)
-        lo, hi = max(xs[xs > 0].min(), 1e-6), xs.max()
+        pos = xs[xs > 0]
+        if pos.size == 0:
+            continue
+        lo, hi = max(pos.min(), 1e-6), xs.max()
         grid = np.geomspace(lo, hi, n) if hi > lo else np.array([hi])
-        for run_id, tr in group.groupby("run_id"):
+        curves = []
+        for _, tr in group.groupby("run_id"):
             tx = tr[x].to_numpy(dtype=float)
             ty = tr.upper_value.to_numpy(dtype=float)
             idx = np.searchsorted(tx, grid, side="right") - 1
-            keep = (idx >= 0) & (grid <= tx.max())
-            out.append(
-                pd.DataFrame(
-                    {
-                        "problem": problem,
-                        "solver": solver,
-                        "run_id": run_id,
-                        x: grid[keep],
-                        "upper_value": ty[idx[keep]],
-                    }
-                )
-            )
-    return pd.concat(out, ignore_index=True)
+            curve = np.where((idx >= 0) & (grid <= tx.max()), ty[np.clip(idx, 0, None)], np.nan)
+            curves.append(curve)
+        out[series] = (grid, np.array(curves))
+    return out
 
 
-def convergence(traces: pd.DataFrame, path: Path, targets: dict[str, float] | None = None) -> None:
-    """Upper value vs solver time and vs lower-level iterations, one row per problem instance."""
-    plt, sns = _mpl()
+def convergence(
+    traces: pd.DataFrame,
+    path: Path,
+    targets: dict[str, float] | None = None,
+    runs: pd.DataFrame | None = None,
+) -> None:
+    """Upper value vs solver time and vs lower-level iterations, one row per problem instance.
+
+    Line: median over the seeds of one configuration; band: min–max over those seeds (only with several).
+    Runs ending diverged or stalled get a marker at their last point; runs without a completed upper
+    iteration have no curve and are listed under the panel instead of as an empty legend entry.
+    Returns each panel's legend labels (row-major)."""
+    plt, _ = _mpl()
+    traces = with_series(traces)
     cases = list(traces.case.unique())
-    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.4 * len(cases)), squeeze=False)
+    completed = traces.groupby("run_id").iteration.max()
+    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.6 * len(cases) + 0.4), squeeze=False)
+    many_seeds = False
+    legends: list[list[str]] = []
     for row, case in enumerate(cases):
         tr = traces[traces.case == case]
+        drawn = tr[tr.run_id.map(completed) > 0]
+        empty = sorted(set(tr[tr.run_id.map(completed) == 0].series))
+        styles: dict[str, str] = {}
         for col, (x, label) in enumerate(
             (("wall_time", "solver time [s]"), ("ll_iters", "lower-level iterations"))
         ):
             ax = axes[row, col]
-            data = _on_grid(tr, x)
-            sns.lineplot(
-                data=data, x=x, y="upper_value", hue="solver", estimator="median", errorbar=("pi", 100), ax=ax
-            )
-            ax.set(xscale="log", yscale="log", xlabel=label, ylabel="upper value g + r", title=case)
+            curves = _on_grid(drawn, x)
+            ylo, yhi = math.inf, 0.0
+            for series, (grid, values) in curves.items():
+                solver = series.split(" [")[0]
+                style = styles.setdefault(
+                    series, _LINESTYLES[sum(s.startswith(solver + " [") for s in styles) % len(_LINESTYLES)]
+                )
+                # the median only where every seed still runs (no jump when one ends); the band beyond
+                median = np.where(np.isnan(values).any(axis=0), np.nan, np.nanmedian(values, axis=0))
+                colour = solver_colour(solver)
+                ax.plot(grid, median, color=colour, ls=style, lw=1.4, label=series, drawstyle="steps-post")
+                if values.shape[0] > 1:
+                    many_seeds = True
+                    ax.fill_between(
+                        grid, np.nanmin(values, 0), np.nanmax(values, 0), color=colour, alpha=0.2, step="post"
+                    )
+                finite = values[np.isfinite(values) & (values > 0)]
+                if finite.size:
+                    ylo, yhi = min(ylo, finite.min()), max(yhi, finite.max())
+            for status, (marker, text) in END_MARKERS.items():
+                ends = drawn[(drawn.status == status)]
+                if ends.empty:
+                    continue
+                last = ends.sort_values([x]).groupby("run_id").last()
+                ax.scatter(
+                    last[x].clip(lower=1e-6),
+                    last.upper_value,
+                    marker=marker,
+                    s=40,
+                    c=[solver_colour(s) for s in last.solver],
+                    edgecolors="k",
+                    zorder=5,
+                    label=text,
+                )
             if targets and case in targets:
                 ax.axhline(targets[case], color="k", ls=":", lw=1, label="target")
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+                ylo, yhi = min(ylo, targets[case]), max(yhi, targets[case])
+            ax.set(xscale="log", xlabel=label, ylabel="upper value g + r")
+            ax.set_title(case, fontsize=9)
+            if curves:
+                xs_all = np.concatenate([g for g, _ in curves.values()])
+                readable_log_axis(ax.xaxis, xs_all.min(), xs_all.max())
+            if math.isfinite(ylo) and yhi > 0:
+                ax.set_yscale("log")
+                readable_log_axis(ax.yaxis, ylo, yhi)
+            if empty:
+                ax.text(
+                    0.01,
+                    0.01,
+                    "no completed iteration: " + ", ".join(empty),
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    va="bottom",
+                )
+            labels = ax.get_legend_handles_labels()[1]
+            legends.append(labels)
+            if labels:
+                ax.legend(fontsize=7)
+    band = "band: min–max over seeds; " if many_seeds else ""
+    fig.suptitle(
+        f"Line: median over the seeds of one configuration; {band}markers: X diverged, square stalled",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return legends
 
 
 def _problem_of(trace_row: pd.Series):
@@ -88,6 +214,8 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
         return []
     first = traces[traces.run_id == sel.run_id.iloc[0]].iloc[0]
     prob = _problem_of(first)
+    if not hasattr(prob, "x_true"):  # e.g. the closed-form quadratic: nothing to reconstruct
+        return []
     t = getattr(prob, "t", None)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     grid = t.numpy() if t is not None else np.arange(prob.x0.numel())
@@ -103,6 +231,7 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
             grid,
             arrays["x"].numpy(),
             lw=1.2,
+            color=solver_colour(solver),
             label=f"{solver} (rel. error {row.get('rel_error', np.nan):.3f})",
         )
     ax.set(title=f"{problem}: reconstructions", xlabel="t")
@@ -138,6 +267,8 @@ def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> lis
 
 
 def _is_1d(runs: pd.DataFrame, out_dir: Path, problem: str) -> bool:
-    run_id = runs[runs.problem == problem].run_id.iloc[0]
-    arrays = results.load_arrays(out_dir, run_id)
-    return arrays is not None and arrays["x"].ndim == 1
+    for run_id in runs[runs.problem == problem].run_id:
+        arrays = results.load_arrays(out_dir, run_id)
+        if arrays is not None:
+            return arrays["x"].ndim == 1
+    return False

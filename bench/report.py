@@ -1,9 +1,17 @@
-"""Turn a folder of runs into a markdown summary table and PNG figures (`adpbench report DIR`)."""
+"""Turn a folder of runs into a markdown summary table and PNG figures (`adpbench report DIR`).
+
+Runs are grouped by their full configuration (problem parameters but the seed, solver config, budget,
+dtype, device, torch threads): medians and bands are taken only over the seeds of one configuration. A
+folder that mixes configurations gets one row per configuration, labelled by the settings that differ,
+and a note saying so. Damaged runs are named and skipped.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +45,50 @@ def _first_reach(trace: pd.DataFrame, target: float) -> pd.Series | None:
     return None if hit.empty else hit.iloc[0]
 
 
+_BUDGET_KEYS = ("max_iters", "max_time", "max_ll_iters")
+
+
+def _flat_config(row: pd.Series) -> dict[str, object]:
+    """A run's configuration as flat key → value: shared settings by name, solver fields as solver.field."""
+    params = json.loads(row.problem_params)
+    params.pop("seed", None)
+    budget = json.loads(row.budget) if isinstance(row.get("budget"), str) else {}
+    flat: dict[str, object] = {k: json.dumps(v) for k, v in params.items()}
+    flat.update({k: json.dumps(budget.get(k)) for k in _BUDGET_KEYS})
+    flat.update(dtype=str(row.dtype), device=str(row.device), threads=str(row.get("torch_threads")))
+    config = json.loads(row.solver_config)
+    flat.update({f"{row.solver}.{k}": json.dumps(v) for k, v in config.items()})
+    return flat
+
+
+def label_configs(traces: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Add ``config`` (the full configuration's settings that differ within the case, "" if none) and
+    ``setting`` (the same, solver fields left out) to every row; return the differing keys."""
+    firsts = traces.groupby("run_id", sort=False).first()
+    flats = {run_id: _flat_config(row) for run_id, row in firsts.iterrows()}
+    config, setting, differing_all = {}, {}, []
+    for _, group in firsts.groupby("case", sort=False):
+        values: dict[str, set] = {}
+        for run_id in group.index:
+            for key, value in flats[run_id].items():
+                values.setdefault(key, set()).add(value)
+        # a solver field differs when runs of that solver disagree; shared settings when any runs do
+        differing = sorted(k for k, v in values.items() if len(v) > 1)
+        differing_all += [k for k in differing if k not in differing_all]
+        for run_id in group.index:
+            flat = flats[run_id]
+            parts = [f"{k}={flat[k]}" for k in differing if k in flat]
+            config[run_id] = ", ".join(p.split(".", 1)[1] if "." in p.split("=")[0] else p for p in parts)
+            setting[run_id] = ", ".join(p for p in parts if "." not in p.split("=")[0])
+    traces = traces.assign(config=traces.run_id.map(config), setting=traces.run_id.map(setting))
+    return traces, differing_all
+
+
 def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
     """One row per run: final state, work and time to reach the problem's target."""
     rows = []
     for run_id, tr in traces.groupby("run_id", sort=False):
-        tr = tr.sort_values("iteration")
+        tr = tr.sort_values(["iteration", "wall_time"])
         last = tr.iloc[-1]
         problem = last.problem
         target = targets[last.case]
@@ -50,6 +97,8 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
         row = dict(
             run_id=run_id,
             case=last.case,
+            config=last.get("config", ""),
+            setting=last.get("setting", ""),
             problem=problem,
             solver=last.solver,
             seed=int(last.seed),
@@ -72,9 +121,15 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
 
 
 def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFrame:
-    """Median over seeds per (problem, solver), with time-to-target ratios against MAID."""
-    numeric = [c for c in runs.columns if c not in ("run_id", "case", "problem", "solver", "seed", "status")]
-    grouped = runs.groupby(["case", "problem", "solver"], sort=False)
+    """Median over the seeds of one configuration per (case, configuration, solver), with time-to-target
+    ratios against MAID under the same shared setting (problem, budget, dtype, device, threads)."""
+    runs = runs.copy()
+    for key in ("config", "setting"):
+        if key not in runs:
+            runs[key] = ""
+    labels = ("run_id", "case", "config", "setting", "problem", "solver", "seed", "status")
+    numeric = [c for c in runs.columns if c not in labels]
+    grouped = runs.groupby(["case", "setting", "config", "problem", "solver"], sort=False)
     table = grouped[numeric].median()
     table["runs"] = grouped.size()
     table["reached"] = grouped.time_to_target.apply(lambda s: int(s.notna().sum()))
@@ -82,8 +137,10 @@ def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFram
     table = table.reset_index()
     ratios = []
     for _, row in table.iterrows():
-        ref = table[(table.case == row.case) & (table.solver == reference_solver)]
-        ref_time = float(ref.time_to_target.iloc[0]) if len(ref) else math.nan
+        ref = table[
+            (table.case == row.case) & (table.setting == row.setting) & (table.solver == reference_solver)
+        ]
+        ref_time = float(ref.time_to_target.iloc[0]) if len(ref) == 1 else math.nan
         ratios.append(row.time_to_target / ref_time if ref_time > 0 else math.nan)
     table[f"time_vs_{reference_solver}"] = ratios
     return table
@@ -125,6 +182,7 @@ QUALITY_COLUMNS = [
 TABLE_COLUMNS = [
     "case",
     "solver",
+    "config",
     "runs",
     "status",
     "upper_iters",
@@ -141,11 +199,28 @@ TABLE_COLUMNS = [
 ]
 
 
-def write_report(out_dir: str | Path, target: float | None = None, figures: bool = True) -> str:
-    """Write summary.md, summary.csv and figures into out_dir; return the markdown text."""
+def _warn(text: str) -> None:
+    print(f"adpbench: warning: {text}", file=sys.stderr)
+
+
+def write_report(
+    out_dir: str | Path,
+    target: float | None = None,
+    figures: bool = True,
+    warn: Callable[[str], None] = _warn,
+) -> str:
+    """Write summary.md, summary.csv and figures into out_dir; return the markdown text. Damaged runs are
+    named through ``warn`` and in the summary, and skipped."""
     out_dir = Path(out_dir)
-    traces = results.load_traces(out_dir)
+    damaged: list[str] = []
+
+    def note(text: str) -> None:
+        damaged.append(text)
+        warn(text)
+
+    traces = results.load_traces(out_dir, warn=note)
     traces["case"] = [case_label(p, j) for p, j in zip(traces.problem, traces.problem_params, strict=True)]
+    traces, differing = label_configs(traces)
     targets = {}
     for case, tr in traces.groupby("case", sort=False):
         targets[case] = target if target is not None else default_target(tr.problem.iloc[0], tr)
@@ -153,13 +228,22 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
     table = summarize(runs)
     metric_cols = sorted({m for p in set(traces.problem) for m in problem_registry._lookup(p).metric_names})
     table.to_csv(out_dir / SUMMARY_CSV, index=False)
-    parts = [
-        f"# adpbench report: {out_dir}",
-        "",
-        "Medians over seeds. Times are solver seconds (evaluation excluded); `time_to_target`: first upper "
+    columns = TABLE_COLUMNS if differing else [c for c in TABLE_COLUMNS if c != "config"]
+    parts = [f"# adpbench report: {out_dir}", ""]
+    if differing:
+        parts += [
+            f"**Note: this folder mixes configurations** (they differ in {', '.join(differing)}): one row "
+            "per configuration, labelled in `config`; medians are over the seeds of one configuration only.",
+            "",
+        ]
+    if damaged:
+        parts += ["**Damaged runs, skipped:**", "", *[f"- {d}" for d in damaged], ""]
+    parts += [
+        "Medians over the seeds of one configuration (`runs`: how many). Times are solver seconds "
+        "(evaluation excluded); `upper_iters`: completed upper iterations; `time_to_target`: first upper "
         "iteration whose upper value ≤ target; `time_vs_maid`: ratio of times to target.",
         "",
-        markdown_table(table, TABLE_COLUMNS + metric_cols),
+        markdown_table(table, columns + metric_cols),
         "",
         _provenance(traces),
     ]
@@ -192,9 +276,11 @@ def write_report(out_dir: str | Path, target: float | None = None, figures: bool
 def _provenance(traces: pd.DataFrame) -> str:
     first = traces.iloc[0]
     budgets = sorted(set(traces.get("budget", pd.Series(["{}"])).astype(str)))
+    threads = sorted(set(traces.get("torch_threads", pd.Series(["?"])).astype(str)))
     return (
         f"Provenance: torch {first.torch_version}, Python {first.python_version}, device "
         f"{', '.join(sorted(set(traces.device)))}, dtype {', '.join(sorted(set(traces.dtype)))}, "
+        f"torch threads {', '.join(threads)}, "
         f"git {', '.join(sorted(set(traces.git_commit.astype(str))))}; budgets {', '.join(budgets)}; "
         f"configs: "
         + "; ".join(

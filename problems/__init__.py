@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import math
+import os
 
 import torch
 
@@ -46,9 +48,82 @@ def _lookup(name: str) -> type[BilevelProblem]:
     return _REGISTRY[name]
 
 
-def make_problem(name: str, **params: object) -> BilevelProblem:
-    """Build a registered problem; unknown or invalid parameters raise a ValueError naming the valid ones."""
-    cls = _lookup(name)
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_type(name: str, key: str, value: object, default: object) -> None:
+    """The value must have its default's kind: finite numbers for numbers, strings for strings, (H, W)
+    for sizes; a parameter defaulting to None takes None or a finite number."""
+    where = f"{name}.{key}"
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, kind = _is_number(value), "a finite number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a string"
+    elif isinstance(default, tuple):
+        items = [value] if isinstance(value, int) else value  # an int n means (n, n)
+        ok = isinstance(items, (tuple, list)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items
+        )
+        kind = f"a tuple of {len(default)} positive integers like {default!r} (or one for a square)"
+    elif default is None:
+        ok, kind = value is None or _is_number(value), "a finite number (or None for the preset's value)"
+    else:  # dtype, device: checked by the problem itself
+        return
+    if not ok:
+        raise ValueError(f"{where} must be {kind}, got {value!r}")
+
+
+#: bytes per element and how many n×n (1D) or 3×H×W (2D) arrays a problem holds at once, as a lower bound:
+#: operator, θ₀, θ, the per-θ Hessian and Gram matrices, a hypergradient and a trial θ (1D); images, data,
+#: lower iterates, gradients, TV fields and FFT buffers (2D).
+_ITEMSIZE = {"float32": 4, "float64": 8}
+_MATRIX_COPIES = 6
+_IMAGE_COPIES = 24
+
+
+def memory_estimate(name: str, params: dict[str, object]) -> int:
+    """A lower bound, in bytes, on the memory the problem and one solver need (0 when unknown)."""
+    dtype = params.get("dtype", "float64")
+    itemsize = _ITEMSIZE.get(str(dtype).replace("torch.", ""), 8)
+    valid = problem_parameters(name)
+    if "size" in valid:
+        size = params.get("size", valid["size"])
+        pixels = math.prod(int(v) for v in size) if isinstance(size, (tuple, list)) else int(size) ** 2
+        return _IMAGE_COPIES * 3 * pixels * itemsize
+    if "n" in valid:
+        dims = [int(params.get(k, valid[k])) for k in ("n", "m1", "m2") if k in valid]  # type: ignore[call-overload]
+        return _MATRIX_COPIES * max(dims) ** 2 * itemsize
+    return 0
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes free for a new problem on the device (None when the platform does not say)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB"
+
+
+def check_params(name: str, params: dict[str, object]) -> None:
+    """Names, kinds and finiteness of the parameters, and a memory estimate, before anything is allocated."""
     valid = problem_parameters(name)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -56,12 +131,37 @@ def make_problem(name: str, **params: object) -> BilevelProblem:
             f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; "
             f"valid: {', '.join(f'{k}={v!r}' for k, v in valid.items())}"
         )
+    for key, value in params.items():
+        _check_type(name, key, value, valid[key])
+    if isinstance(params.get("dtype"), str) and params["dtype"] not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {params['dtype']!r}")
+    need = memory_estimate(name, params)
+    free = available_memory(str(params.get("device", "cpu")))
+    if free is not None and need > free:
+        shown = ", ".join(f"{k}={params[k]!r}" for k in ("n", "m1", "m2", "size") if k in params)
+        raise ValueError(
+            f"problem {name!r} with {shown or 'these parameters'} needs at least {_gb(need)} "
+            f"but {_gb(free)} is available; choose a smaller size"
+        )
+
+
+def make_problem(name: str, **params: object) -> BilevelProblem:
+    """Build a registered problem; unknown or invalid parameters, and problems too large for the memory
+    available, raise a one-line ValueError (naming the valid values) before anything is allocated."""
+    cls = _lookup(name)
+    check_params(name, params)
     if isinstance(params.get("dtype"), str):
-        key = params["dtype"]
-        if key not in _DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {key!r}")
-        params["dtype"] = _DTYPES[key]
+        params["dtype"] = _DTYPES[params["dtype"]]
     return cls(**params)
 
 
-__all__ = ["BilevelProblem", "Counters", "list_problems", "make_problem", "register_problem"]
+__all__ = [
+    "BilevelProblem",
+    "Counters",
+    "available_memory",
+    "check_params",
+    "list_problems",
+    "make_problem",
+    "memory_estimate",
+    "register_problem",
+]

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,6 +35,22 @@ REFERENCE_RTOL = {torch.float64: 1e-11, torch.float32: 1e-5}
 RESOLUTION_FACTOR = 10.0
 #: safeguard cap of a reference solve (the stall rule stops one that cannot progress long before)
 REFERENCE_MAX_ITERS = 1_000_000
+
+
+class BudgetExhausted(Exception):
+    """Raised by a counted oracle called when the armed budget is spent (see :meth:`BilevelProblem.budget`).
+
+    The harness catches it and records the last accepted iterate with status ``budget``; the check sits in
+    the oracles so that one long lower solve, CG run or line search cannot overrun a budget by more than
+    one oracle call."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A deadline on ``time.perf_counter()`` and a cap on the cumulative ``ll_iters`` counter."""
+
+    deadline: float = math.inf
+    max_ll_iters: float = math.inf
 
 
 @dataclass
@@ -101,6 +118,7 @@ class BilevelProblem:
         self.dtype = dtype
         self.device = torch.device(device)
         self.counters = Counters()
+        self._budget: Budget | None = None  # armed by the harness around solver calls only
         self.params: dict = {}  # the make_problem parameters, for the records
 
     # ------------------------------------------------------------------ maths (subclass)
@@ -149,25 +167,66 @@ class BilevelProblem:
         """Untimed evaluation metrics of a reconstruction x (never calls a counted oracle)."""
         return {}
 
+    # ------------------------------------------------------------------ budget
+    @contextlib.contextmanager
+    def budget(self, deadline: float | None = None, max_ll_iters: int | None = None) -> Iterator[None]:
+        """Arm a budget: inside, a counted oracle raises :class:`BudgetExhausted` once
+        ``time.perf_counter() ≥ deadline`` or when its lower-level steps would take ``ll_iters`` past
+        ``max_ll_iters``. (No device sync: the check reads the host clock only.)"""
+        saved = self._budget
+        self._budget = Budget(
+            math.inf if deadline is None else deadline, math.inf if max_ll_iters is None else max_ll_iters
+        )
+        try:
+            yield
+        finally:
+            self._budget = saved
+
+    def _charge(self, ll_steps: int = 0) -> None:
+        """Check the armed budget before an oracle does its work (``ll_steps`` lower-level steps)."""
+        b = self._budget
+        if b is None:
+            return
+        if time.perf_counter() >= b.deadline:
+            raise BudgetExhausted("max_time")
+        if ll_steps and self.counters.ll_iters + ll_steps > b.max_ll_iters:
+            raise BudgetExhausted("max_ll_iters")
+
+    def _count_ll_iters(self, n_steps: int) -> None:
+        """Charge and count ``n_steps`` lower-level steps (for oracles that take several at once)."""
+        self._charge(n_steps)
+        self.counters.ll_iters += n_steps
+
     # ------------------------------------------------------------------ counted oracles
     def ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
         """One lower-level iteration's gradient ∇_x f(x, θ); counted in ``ll_iters``."""
-        self.counters.ll_iters += 1
-        return self._ll_grad(theta, x)
+        self._count_ll_iters(1)
+        grad = self._ll_grad(theta, x)
+        if self._budget is not None and grad.requires_grad:
+            # unrolling (LISTA): the backward pass through this step checks the deadline too, so a long
+            # backward cannot overrun the budget by more than one step
+            grad.register_hook(self._check_in_backward)
+        return grad
+
+    def _check_in_backward(self, grad: Tensor) -> None:
+        self._charge()
 
     def hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """H v with H = ∇²_xx h(x, θ) (restricted to the active set); counted in ``cg_iters``."""
+        self._charge()
         self.counters.cg_iters += 1
         return self._hvp(theta, x, v)
 
     def upper_value(self, theta: Tensor, x: Tensor) -> float:
         """g(x, θ) + r(θ) at an approximate lower solution; counted in ``ul_evals``."""
+        self._charge()
         self.counters.ul_evals += 1
         with torch.no_grad():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
     def upper_value_graph(self, theta: Tensor, x: Tensor) -> Tensor:
         """g(x, θ) + r(θ) as a 0-d tensor keeping its autograd graph (unrolling); counted in ``ul_evals``."""
+        self._charge()
         self.counters.ul_evals += 1
         return self.ul_g(theta, x) + self.ul_reg(theta)
 
@@ -259,12 +318,14 @@ class BilevelProblem:
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:
         """Evaluation is never charged: counters, and the per-θ caches (so that evaluation neither pays
-        for nor pre-pays a solver's set-up work), are restored on exit."""
+        for nor pre-pays a solver's set-up work), are restored on exit, and no budget is armed inside."""
         saved = self.counters.snapshot()
         caches = {name: getattr(self, name, None) for name in self.per_theta_caches}
+        saved_budget, self._budget = self._budget, None
         try:
             yield
         finally:
+            self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)
             for name, value in caches.items():

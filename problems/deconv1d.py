@@ -185,7 +185,7 @@ class Deconv1D(BilevelProblem):
     def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
-        self.counters.ll_iters += n_steps  # each unrolled step is one lower-level gradient step
+        self._count_ll_iters(n_steps)  # each unrolled step is one lower-level gradient step
         return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self.counters)
 
     def ll_mu(self, theta: Tensor) -> float:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -140,11 +142,96 @@ def test_every_solver_on_every_problem(solver_name, problem_name, small_problem)
 
 # ---------------------------------------------------------------------------------------- budgets
 def test_lower_level_budget_stops_the_run():
+    """The cap holds inside a lower solve: the step that would pass it is not taken, and the unfinished
+    upper iteration is recorded as a partial row with the last accepted θ."""
     result = bench.run("maid", "deconv1d", max_ll_iters=500, max_iters=100)
     trace = result.trace
     assert result.status == "budget" and trace.status.iloc[-1] == "budget"
-    assert trace.ll_iters.iloc[-1] >= 500 and trace.ll_iters.iloc[-2] < 500
+    assert trace.ll_iters.iloc[-1] == 500 and trace.ll_iters.iloc[-2] < 500
+    assert bool(trace.partial.iloc[-1]) and not trace.partial.iloc[:-1].any()
+    assert trace.iteration.iloc[-1] == trace.iteration.iloc[-2]  # completed iterations only
+    assert trace.upper_value.iloc[-1] == trace.upper_value.iloc[-2]
+    assert "max_ll_iters" in result.message
     assert len(trace) < 101
+
+
+def _entry_times(problem, monkeypatch) -> list[float]:
+    """Record when each lower-level step begins (wrapping the maths the counted oracle calls)."""
+    import time
+
+    starts: list[float] = []
+    orig = problem._ll_grad
+
+    def timed(theta, x):
+        starts.append(time.perf_counter())
+        return orig(theta, x)
+
+    monkeypatch.setattr(problem, "_ll_grad", timed)
+    return starts
+
+
+def test_time_budget_holds_inside_one_long_lower_solve(monkeypatch):
+    """2D: IFT's first lower solve (ε = 1e-9 at 48×48, about 1 100 steps, seconds) is far longer than the
+    0.2 s budget. The run must stop inside it, within one lower-level step of the budget, and record
+    the initial point as a partial row with status budget."""
+    p = problems.make_problem("deblur2d", size=(48, 48), preset="certified")
+    starts = _entry_times(p, monkeypatch)
+    solver = solvers.make_solver("ift", eps=1e-9, ll_max_iters=100_000)
+    max_time = 0.2
+    result = bench.run(solver, p, max_time=max_time)
+    trace = result.trace
+    assert result.status == "budget" and "during init" in result.message
+    assert trace.iteration.tolist() == [0] and bool(trace.partial.iloc[0])
+    assert trace.cg_iters.iloc[0] == 0 and trace.ul_evals.iloc[0] == 0  # cut inside the first lower solve
+    assert torch.equal(result.theta, p.theta0)
+    one_step = max(np.diff(starts))  # the longest lower-level step (gradient + prox + certificate)
+    overrun = trace.wall_time.iloc[0] - max_time
+    assert 0 <= overrun <= one_step + 0.01, (overrun, one_step)
+
+
+def test_time_budget_cuts_an_upper_iteration_and_keeps_the_last_accepted_iterate(monkeypatch):
+    p = problems.make_problem("deconv1d")
+    starts = _entry_times(p, monkeypatch)
+    result = bench.run("ift", p, max_time=0.3)
+    trace = result.trace
+    assert result.status == "budget"
+    if result.message == "max_time":  # the deadline fell after an update's last oracle call (rare)
+        assert not trace.partial.any()
+    else:
+        assert "max_time reached during upper iteration" in result.message
+        assert bool(trace.partial.iloc[-1]) and trace.iteration.iloc[-1] == trace.iteration.iloc[-2]
+    assert torch.isfinite(result.theta).all()
+    assert trace.wall_time.iloc[-1] - 0.3 <= max(np.diff(starts)) + 0.01
+    # evaluation stays off the clock and unarmed: metrics were computed after the deadline
+    assert trace.rel_error.notna().iloc[-1]
+
+
+def test_budget_is_disarmed_outside_solver_calls():
+    p = problems.make_problem("quadratic")
+    with p.budget(deadline=0.0):
+        with pytest.raises(problems.base.BudgetExhausted):
+            p.upper_value(p.theta0, p.x0)
+        with p.uncounted():
+            p.upper_value(p.theta0, p.x0)  # evaluation: never charged, never cut
+    p.upper_value(p.theta0, p.x0)
+    with p.budget(max_ll_iters=3):
+        p.ll_unrolled(p.theta0, p.x0, 3, None)
+        with pytest.raises(problems.base.BudgetExhausted, match="max_ll_iters"):
+            p.ll_grad(p.theta0, p.x0)
+    assert p.counters.ll_iters == 3
+
+
+def test_budget_is_checked_in_the_backward_pass_of_unrolling():
+    """LISTA's backward through K unrolled steps is as long as its forward: each step checks the deadline."""
+    p = problems.make_problem("deblur2d", size=(16, 16), preset="certified")
+    theta = p.theta0.clone().requires_grad_(True)
+    with p.budget():
+        x = p.ll_unrolled(theta, p.x0, 3, None)
+        value = p.upper_value_graph(theta, x)
+    with p.budget(deadline=0.0), pytest.raises(problems.base.BudgetExhausted, match="max_time"):
+        torch.autograd.grad(value, theta)
+    (grad,) = torch.autograd.grad(p.upper_value_graph(theta, p.ll_unrolled(theta, p.x0, 3, None)), theta)
+    assert torch.isfinite(grad).all()  # unarmed: no check, no change
 
 
 def test_zero_time_budget_records_only_the_initial_state():
@@ -170,7 +257,7 @@ def test_zero_time_budget_records_only_the_initial_state():
             {"solver": "maid", "problem": "quadratic", "dtype": "float16"},
             r"dtype must be one of float32, float64",
         ),
-        ({"solver": "maid", "problem": "quadratic", "max_iters": -1}, r"max_iters must be ≥ 0"),
+        ({"solver": "maid", "problem": "quadratic", "max_iters": -1}, r"max_iters must be an integer ≥ 0"),
         ({"solver": "maid", "problem": "quadratic", "eval_every": 0}, r"eval_every must be ≥ 1"),
     ],
 )
@@ -202,7 +289,7 @@ def test_divergence_is_recorded(problem_name, solver_name, step_factor):
     solver = solvers.make_solver(solver_name, step0=step_factor * p.ul_step0)
     result = bench.run(solver, p, max_iters=50)
     assert result.status == "diverged", result.message
-    assert "upper value" in result.message
+    assert re.match(r"(upper value|‖θ‖) .* at iteration \d+$", result.message), result.message
     assert result.trace.status.iloc[-1] == "diverged"
     assert (result.trace.status.iloc[:-1] == "running").all()
     assert len(result.trace) < 51
@@ -260,3 +347,13 @@ def test_exception_in_init_propagates():
 class _BrokenInit(_Failing):
     def init(self, problem):
         raise FloatingPointError("boom in init")
+
+
+def test_divergence_message_names_what_diverged():
+    from bench.harness import _divergence
+
+    assert _divergence(1.0, 1.0, (1.0, 1.0), 1e10) == ""
+    assert _divergence(1e11, 1.0, (1.0, 1.0), 1e10).startswith("upper value 1e+11 > 1e+10")
+    assert _divergence(1.0, 1e11, (1.0, 1.0), 1e10).startswith("‖θ‖ = 1e+11 > 1e+10")
+    assert _divergence(math.nan, 1.0, (1.0, 1.0), 1e10) == "upper value is nan"
+    assert _divergence(1.0, math.inf, (1.0, 1.0), 1e10).startswith("‖θ‖ is inf")
