@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import problems as problem_registry
+import protocols
 import solvers as solver_registry
 from bench import report, sweep
+from problems import parameter_sets
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
@@ -157,6 +159,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("solvers:")
     for name, config in solver_registry.list_solvers().items():
         print(f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
+    print("protocols (2D problems: --preset NAME; 'authors-fix-a+b' combines rows):")
+    for name in protocols.names():
+        proto = protocols.get(name)
+        print(f"  {proto.label}")
+        for problem in parameter_sets.PROBLEMS:
+            params = proto.problem_params(problem)
+            baseline = params.pop("tv_baseline")
+            print(f"    {problem}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        print(f"    TV baseline: {baseline}")
+        for solver, config in proto.solvers.items():
+            print(f"    {solver}: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
+    print("  authors' deviations (each removed by authors-fix-<key>):")
+    for dev in protocols.DEVIATIONS:
+        tag = " [hypergradient of no objective]" if dev.key in protocols.MISMATCHED else ""
+        print(f"    {dev.key}: {dev.what}{tag}")
     return 0
 
 
@@ -165,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a sweep (default: deconv1d, maid/ift/lista, 20 s each) and report it")
     p.add_argument("--problem", "-p", action="append", help="problem name(s), comma-separated or repeated")
-    p.add_argument("--preset", help="protocol of the problems that have presets (2D): paper | certified")
+    p.add_argument(
+        "--preset",
+        help="2D protocol: certified (default) | authors | authors-fix-<deviation> (see adpbench list)",
+    )
     p.add_argument("--solver", "-s", action="append", help="solver name(s), comma-separated or repeated")
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 import problems as problem_registry
+import protocols
 import solvers as solver_registry
 from bench import provenance
 from problems.base import BilevelProblem, BudgetExhausted
@@ -48,8 +49,10 @@ class RunResult:
 
 
 def make_solver_for(name: str, problem: BilevelProblem, **config: Any) -> Any:
-    """A solver with the problem family's defaults for it (e.g. the 2D MAID settings) under ``config``."""
-    defaults = dict(getattr(problem, "solver_defaults", {}).get(name, {}))
+    """A solver with the settings of the problem's protocol (``protocols``; the problem records its name in
+    ``params["preset"]``), then ``config`` on top. Problems without a protocol get the solver's defaults."""
+    protocol = problem.params.get("preset")
+    defaults = protocols.solver_settings(protocol, name) if isinstance(protocol, str) else {}
     defaults.update(config)
     return solver_registry.make_solver(name, **defaults)
 
@@ -155,6 +158,8 @@ def run(
         raise ValueError(f"device={device!r} but the problem lives on {problem.device}")
     if isinstance(solver, str):
         solver = make_solver_for(solver, problem, **(solver_config or {}))
+    else:
+        protocols.check_solver(solver, problem)  # the object path must not silently differ from the name path
     if max_iters is None:
         max_iters = solver.default_max_iters
     saved_threads = torch.get_num_threads()

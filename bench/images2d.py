@@ -15,6 +15,13 @@ import problems as problem_registry
 from bench import results
 
 
+def _protocol_label(name: object) -> object:
+    """A protocol's name with the inconsistencies it keeps labelled (issue 7); other values unchanged."""
+    import protocols
+
+    return protocols.get(name).label if isinstance(name, str) else name
+
+
 def _instance_key(problem: str, params_json: str) -> str:
     return hashlib.sha1(f"{problem}:{params_json}".encode()).hexdigest()[:12]
 
@@ -64,7 +71,7 @@ def quality_table(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> pd
         ident = dict(
             problem=problem,
             image=params.get("image"),
-            preset=params.get("preset"),
+            preset=_protocol_label(params.get("preset")),
             seed=params.get("seed"),
             size="×".join(map(str, params.get("size", []))),
         )
@@ -124,9 +131,8 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
                 title + ("\n" if m is None else f"\n{m['psnr']:.2f} dB / {m['ssim']:.3f}"), fontsize=8
             )
             ax.axis("off")
-        fig.suptitle(
-            f"{problem}, {params.get('image')}, preset {params.get('preset')} (PSNR dB / SSIM)", fontsize=9
-        )
+        label = _protocol_label(params.get("preset"))
+        fig.suptitle(f"{problem}, {params.get('image')}, {label} (PSNR dB / SSIM)", fontsize=8)
         # leave the suptitle its own band so it cannot sit on the panel titles
         fig.tight_layout(rect=(0, 0, 1, 0.9))
         names.append(f"{tag}_images.png")
@@ -146,9 +152,8 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
                 ax.set_xticks([])
                 ax.set_yticks([])
         fig.colorbar(im, ax=axes[1].tolist(), shrink=0.8)
-        fig.suptitle(
-            f"{problem}, {params.get('image')}, preset {params.get('preset')} (channel R)", fontsize=9
-        )
+        label = _protocol_label(params.get("preset"))
+        fig.suptitle(f"{problem}, {params.get('image')}, {label} (channel R)", fontsize=8)
         names.append(f"{tag}_kernels.png")
         fig.savefig(out_dir / names[-1], dpi=110)
         plt.close(fig)

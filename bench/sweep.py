@@ -8,7 +8,7 @@ TOML layout (every key optional; CLI flags override)::
     dtype = "float64"
     threads = 1              # torch intra-op threads per run
     eval_every = 1
-    preset = "paper"         # 2D problems only
+    preset = "certified"     # 2D problems only: certified | authors | authors-fix-<deviation>
     [budget]
     max_time = 20.0          # solver seconds per run (> 0)
     max_iters = 500          # upper iterations per run (≥ 1; default: each solver's paper setting)

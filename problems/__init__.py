@@ -52,9 +52,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_type(name: str, key: str, value: object, default: object) -> None:
+def _check_type(name: str, key: str, value: object, default: object, annotation: str = "") -> None:
     """The value must have its default's kind: finite numbers for numbers, strings for strings, (H, W)
-    for sizes; a parameter defaulting to None takes None or a finite number."""
+    for sizes; a parameter defaulting to None takes None or the kind its annotation names (a finite
+    number unless it says str or bool: the 2D parameters that a preset fills in)."""
     where = f"{name}.{key}"
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
@@ -70,6 +71,10 @@ def _check_type(name: str, key: str, value: object, default: object) -> None:
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items
         )
         kind = f"a tuple of {len(default)} positive integers like {default!r} (or one for a square)"
+    elif default is None and "str" in annotation:
+        ok, kind = value is None or isinstance(value, str), "a string (or None for the preset's value)"
+    elif default is None and "bool" in annotation:
+        ok, kind = value is None or isinstance(value, bool), "true or false (or None for the preset's value)"
     elif default is None:
         ok, kind = value is None or _is_number(value), "a finite number (or None for the preset's value)"
     else:  # dtype, device: checked by the problem itself
@@ -131,8 +136,10 @@ def check_params(name: str, params: dict[str, object]) -> None:
             f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; "
             f"valid: {', '.join(f'{k}={v!r}' for k, v in valid.items())}"
         )
+    signature = inspect.signature(_lookup(name).__init__)
+    annotations = {p.name: str(p.annotation) for p in signature.parameters.values()}
     for key, value in params.items():
-        _check_type(name, key, value, valid[key])
+        _check_type(name, key, value, valid[key], annotations.get(key, ""))
     if isinstance(params.get("dtype"), str) and params["dtype"] not in _DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {params['dtype']!r}")
     need = memory_estimate(name, params)

@@ -1,111 +1,75 @@
-"""`deblur2d` and `semiblind2d` — paper §4.2, colour-image (semi-blind) deblurring, SPEC §2.2–2.3.
+"""`deblur2d` and `semiblind2d` — paper §4.2, colour-image (semi-blind) deblurring, SPEC §2.2–2.3 and §2.5.
 
     θ = b (3, k, k), a per-channel kernel;  K_b x = b ∗ x (``problems.conv2d``, torch's cross-correlation
     convention, FFT-based, boundary a parameter)
     lower   h(x, b) = ½‖K_b x − y‖² + α TV_γ(x) + (ζ/2)‖x‖²        (smooth; x₀ = y)
-    upper   g(x, b) = ½‖K_{b_A} x − y‖²  ("known")  or  ½‖K_b x − y‖²  ("learned")
+    upper   g(x, b) = s‖K_{b_A} x − y‖²  ("known")  or  s‖K_b x − y‖²  ("learned"),  s = ``ul_scale`` (½)
             r(b)    = (β/2)‖b − b_A‖²_{H¹}                          (squared, per channel)
 
 Hypergradient (closed form, ``_hypergradient_from``): with G(u, v) := ∂_b⟨K_b u, v⟩ (one FFT
 cross-correlation, ``Conv2D.kernel_grad``) and ⟨∇_x h(x, b), q⟩ = ⟨K_b x − y, K_b q⟩ + (terms free of b),
 
-    −Jᵀq = −G(x, K_b q) − G(q, K_b x − y),   ∂_b g = G(x, K_b x − y) (learned only),   ∇r = β(I − Δ)(b − b_A),
+    −Jᵀq = −G(x, K_b q) − G(q, K_b x − y),  ∂_b g = 2s·G(x, K_b x − y) (learned),  ∇r = β(I − Δ)(b − b_A),
 
 summed in the Fourier domain so the whole hypergradient costs 7 real FFTs.
 
-Choices where SPEC is silent (documented here, recorded in ``params``):
+Parameter sets (``preset``, ``problems/parameter_sets.py``; explicit parameters override): ``certified`` (the
+default, sound) and ``authors`` (SPEC §2.5) with its ablation rows ``authors-fix-<deviation>``. The
+problem records the name in ``params["preset"]``; ``protocols`` (one layer up) supplies the solver settings
+for it, and ``bench`` consults ``protocols`` — this module knows no solver. The authors' deviations are
+problem parameters, each on its own (``certified`` has them all off):
+
+* ``ll_grad_tv_scale`` (1) — factor on the TV part of the lower gradient; ≠ 1 means the lower solver
+  descends h with α·scale while the value / Hessian say α (authors: 0.01, α_eff = e⁻⁶). *Inconsistent.*
+* ``adjoint_hessian`` ("descended") — CG uses the Hessian of the problem the lower solver descends, or of
+  the written "objective" (authors). *Inconsistent* when the two differ.
+* ``ll_step_rule`` ("bound") — lower step 1/L with the rigorous bound L of the descended problem, or
+  "power": 10 power iterations (seeded start: deterministic) on the objective's Hessian at each solve's
+  start point (authors; those Hessian-vector products are not counted, as in their code).
+* ``ll_stop`` ("norm") — ‖∇h‖ ≤ μ ε, or "channel_mean": the mean over channels of per-channel ‖∇h‖ < ε.
+* ``tv_double_count`` (False) — the authors' replicate-padded TV (``SmoothedTV``).
+* ``h1_form`` ("squared") — or "authors": unsquared β‖b − b_A‖_H¹ with a mismatched gradient. *Inconsistent.*
+* ``ul_scale`` (½) with ``upper_operator`` — the authors' g = ‖b ∗ x − y‖²/3 with the learned b. We keep
+  ∂_b g in the hypergradient (their code omits it; SPEC §1).
+
+With "power" or "channel_mean" the lower solve is ``_authors_fista`` (their iteration: the test on the
+gradient at the extrapolated point, then the step is returned); otherwise ``problems.lower``.
+
+Other choices where SPEC is silent (recorded in ``params``):
 
 * boundary — ``"replicate"`` by default (the authors' ``padding_mode``); ``"periodic"``, ``"reflect"``,
   ``"zero"`` are available. Data are generated with the same operator as the model (as the authors did).
-* μ — the certificate ‖x − x̂‖ ≤ ‖∇h‖/μ needs a strong-convexity modulus, and for ζ = 0 none useful is known
-  (the motion kernel's spectrum has near-zeros, TV_γ is flat along edges). ``mu=None`` resolves to ζ when
-  ζ > 0 (then ‖x − x̂‖ ≤ ‖∇h‖/ζ is a true bound) and otherwise to 1, the authors' effective choice: then
-  "accuracy ε" means only ‖∇_x h‖ ≤ ε, not a certified distance. Lower-level momentum: the
-  strongly-convex constant momentum only when μ is a true bound (ζ > 0 and μ ≤ ζ), else FISTA's t_k rule
-  (a wrong μ in the constant momentum can stall or diverge).
-* L = ‖K_b‖²-bound + 8α/γ + ζ (``Conv2D.norm_bound``: exact for periodic, Collatz–Wielandt for replicate /
-  reflect, cached per θ).
-* α, β — per preset (``PRESETS``), from the grid searches of ``studies/grid_search.py`` on the 128×128
-  astronaut (the tuning image; coffee and chelsea are held out), tables in ``results/grid_search/``:
-
-  - α: ``paper`` keeps the authors' 100·e⁻⁶ ≈ 0.248; ``certified`` takes the best fully solved smoothed
-    TV: α = 2e-3 (deblur2d 26.78 dB, semiblind2d 25.72 dB; α = 0.248 gives 19.0 / 18.8 dB, blurry 21.5);
-  - β: every solver runs with β ∈ {1e2, 1e3, 1e4} under the preset's protocol (15 s each); the best mean
-    PSNR over the three solvers wins. deblur2d: 1e3 (paper), 1e4 (certified); semiblind2d: 1e4 (paper,
-    the only case where β matters: 18.47 vs 17.22 / 18.15 dB), 1e2 (certified). All other differences are
-    ≤ 0.01 dB: with the known operator the kernel barely moves (‖b − b_A‖ ~ 1e-3).
+* μ — ``mu=None`` resolves to ζ when ζ > 0 (then ‖x − x̂‖ ≤ ‖∇h‖/ζ is a true bound) and otherwise to 1, the
+  authors' effective choice: then "accuracy ε" means only ‖∇_x h‖ ≤ ε, not a certified distance. Momentum:
+  the strongly-convex constant only when μ is a true bound (ζ > 0 and μ ≤ ζ), else FISTA's t_k rule.
+* L = ‖K_b‖²-bound + α·scale·L_TV + ζ (``Conv2D.norm_bound``: exact for periodic, Collatz–Wielandt for
+  replicate / reflect, cached per θ).
 * metrics — PSNR and SSIM (scikit-image, ``data_range=1``, ``channel_axis``) of x clamped to [0, 1].
+* image — a bundled scikit-image name or a path to your own file (``problems/images.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from problems import parameter_sets
 from problems.base import BilevelProblem
 from problems.conv2d import BOUNDARIES, Conv2D, conv2d, gaussian_kernel, motion_kernel
-from problems.lower import prox_gradient_solve
-from problems.regularisers import H1Penalty, SmoothedTV
+from problems.images import RGB_IMAGES, as_size, load_rgb_image
+from problems.lower import LowerResult
+from problems.regularisers import H1_FORMS, H1Penalty, SmoothedTV
 
-#: colour images bundled with scikit-image (no download needed)
-RGB_IMAGES = (
-    "astronaut",
-    "cat",
-    "chelsea",
-    "coffee",
-    "colorwheel",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "rocket",
-)
+__all__ = ["RGB_IMAGES", "Deblur2D", "SemiBlind2D", "load_rgb_image"]
 
-#: the authors' lower-level weight 100·e⁻⁶ (meant for truncated lower solves: the ``paper`` preset)
-ALPHA_PAPER = 100.0 * math.exp(-6.0)
-#: the best fully solved smoothed-TV α (PSNR) on the 128×128 astronaut (module docstring, grid search)
-ALPHA_CERTIFIED = 2e-3
-#: H¹ weights from the β grid search (module docstring), per problem
-BETA_PAPER = {"deblur2d": 1e3, "semiblind2d": 1e4}
-BETA_CERTIFIED = {"deblur2d": 1e4, "semiblind2d": 1e2}
-#: ζ of the ``certified`` preset: (ζ/2)‖x‖² makes μ = ζ a true strong-convexity bound, so ε is a
-#: certified distance ‖x − x̂‖ ≤ ε; it shifts the TV reconstruction by < 0.01 dB at this size.
-ZETA_CERTIFIED = 1e-3
-
-_MAID_AUTHORS_2D = {"eps0": 1.0, "rho": 0.1, "rho_bar": 1.5, "max_backtracks": 3, "tol": 1e-6}
-
-#: The two protocols of issue 3 / SPEC §2.2 (``preset`` parameter; explicit parameters override):
-#:
-#: * ``paper`` — the authors' protocol: α = 100·e⁻⁶, ζ = 0 (μ = 1: "accuracy" = ‖∇h‖), every lower solve
-#:   truncated at 200 iterations (MAID and IFT alike; CG ≤ 200), TV baseline = 100 FISTA iterations from y.
-#:   MAID = the authors' 2D settings (SPEC §3.1); IFT: fixed ‖∇h‖ ≤ 1e-3 (1000× MAID's start), same caps;
-#:   LISTA: K = 50 unrolled steps as in 1D.
-#: * ``certified`` — α from the fully-solved TV grid search, ζ = 1e-3 so μ = ζ certifies distances, lower
-#:   solves capped only as a safeguard (100 000) so each reaches its accuracy, TV baseline solved to
-#:   ‖x − x̂‖ ≤ 1e-4. IFT: fixed certified distance 1e-2 (relative 1e-4 of ‖x‖ at 128×128).
-PRESETS: dict[str, dict] = {
-    "paper": {
-        "params": {"alpha": ALPHA_PAPER, "beta": BETA_PAPER, "zeta": 0.0},
-        "baseline": {"n_iters": 100},
-        "solvers": {
-            "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 200, "cg_max_iters": 200},
-            "ift": {"eps": 1e-3, "ll_max_iters": 200, "cg_tol": 1e-6, "cg_max_iters": 200},
-            "lista": {"n_unroll": 50},
-        },
-    },
-    "certified": {
-        "params": {"alpha": ALPHA_CERTIFIED, "beta": BETA_CERTIFIED, "zeta": ZETA_CERTIFIED},
-        "baseline": {"tol": 1e-4},
-        "solvers": {
-            "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 100_000, "cg_max_iters": 5_000},
-            "ift": {"eps": 1e-2, "ll_max_iters": 100_000, "cg_tol": 1e-6, "cg_max_iters": 5_000},
-            "lista": {"n_unroll": 50},
-        },
-    },
-}
+#: iterations of the authors' power method for L (``ll_step_rule="power"``)
+POWER_ITERS = 10
+ADJOINT_HESSIANS = ("descended", "objective")
+STEP_RULES = ("bound", "power")
+STOP_RULES = ("norm", "channel_mean")
 
 
 @dataclass
@@ -124,15 +88,12 @@ class Deblur2D(BilevelProblem):
     """Motion deblurring of a colour image with a learned 3×k×k kernel (SPEC §2.2)."""
 
     name = "deblur2d"
+    #: whose named parameter sets (``problems/parameter_sets.py``) a subclass uses
+    parameter_family = "deblur2d"
     metric_names = ("psnr", "ssim")
     ul_convex_in_x = True
     ll_momentum = "fista"  # per instance: "strongly_convex" when μ = ζ > 0 is a true bound
     per_theta_caches = ("_setup_cache", "_lip_cache")
-
-    @property
-    def solver_defaults(self) -> dict[str, dict[str, object]]:
-        """The solver settings of this instance's preset (``PRESETS``), keyed by solver name."""
-        return PRESETS[self.preset]["solvers"]
 
     def __init__(
         self,
@@ -143,61 +104,110 @@ class Deblur2D(BilevelProblem):
         beta: float | None = None,
         gamma: float = 0.01,
         boundary: str = "replicate",
-        upper_operator: str = "known",
+        upper_operator: str | None = None,
         mu: float | None = None,
         zeta: float | None = None,
         noise: float = 5 / 255,
         step0: float = 1e-6,
         kernel_size: int = 5,
-        preset: str = "paper",
+        preset: str = "certified",
+        ll_grad_tv_scale: float | None = None,
+        adjoint_hessian: str | None = None,
+        ll_step_rule: str | None = None,
+        ll_stop: str | None = None,
+        tv_double_count: bool | None = None,
+        h1_form: str | None = None,
+        ul_scale: float | None = None,
         *,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
     ):
         super().__init__(dtype=dtype, device=device)
-        size = _as_size(size)
-        if upper_operator not in ("known", "learned"):
-            raise ValueError(f"upper_operator must be 'known' or 'learned', got {upper_operator!r}")
+        size = as_size(size)
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-        defaults = PRESETS[preset]["params"]
-        alpha = defaults["alpha"] if alpha is None else alpha
-        beta = defaults["beta"][self.name] if beta is None else beta
-        zeta = defaults["zeta"] if zeta is None else zeta
+        explicit = dict(
+            alpha=alpha,
+            beta=beta,
+            zeta=zeta,
+            upper_operator=upper_operator,
+            ll_grad_tv_scale=ll_grad_tv_scale,
+            adjoint_hessian=adjoint_hessian,
+            ll_step_rule=ll_step_rule,
+            ll_stop=ll_stop,
+            tv_double_count=tv_double_count,
+            h1_form=h1_form,
+            ul_scale=ul_scale,
+        )
+        resolved = parameter_sets.parameter_set(preset, self.parameter_family)
+        self.tv_baseline_rule = dict(resolved.pop("tv_baseline"))
+        resolved.update({k: v for k, v in explicit.items() if v is not None})
+        r = resolved
+        for key, valid in (
+            ("upper_operator", ("known", "learned")),
+            ("adjoint_hessian", ADJOINT_HESSIANS),
+            ("ll_step_rule", STEP_RULES),
+            ("ll_stop", STOP_RULES),
+            ("h1_form", H1_FORMS),
+        ):
+            if r[key] not in valid:
+                raise ValueError(f"{key} must be one of {valid}, got {r[key]!r}")
+        alpha, beta, zeta = float(r["alpha"]), float(r["beta"]), float(r["zeta"])
         if mu is None:
             mu = zeta if zeta > 0 else 1.0
-        if alpha < 0 or beta < 0 or gamma <= 0 or zeta < 0 or mu <= 0 or noise < 0 or step0 <= 0:
+        scale, ul_scale = float(r["ll_grad_tv_scale"]), float(r["ul_scale"])
+        if min(alpha, beta, zeta, noise) < 0 or min(gamma, mu, step0, scale, ul_scale) <= 0:
             raise ValueError(
-                f"{self.name} needs alpha ≥ 0, beta ≥ 0, gamma > 0, zeta ≥ 0, mu > 0, noise ≥ 0, "
-                f"step0 > 0; got alpha={alpha}, beta={beta}, gamma={gamma}, zeta={zeta}, mu={mu}, "
-                f"noise={noise}, step0={step0}"
+                f"{self.name} needs alpha, beta, zeta, noise ≥ 0 and gamma, mu, step0, ll_grad_tv_scale, "
+                f"ul_scale > 0; got alpha={alpha}, beta={beta}, zeta={zeta}, noise={noise}, gamma={gamma}, "
+                f"mu={mu}, step0={step0}, ll_grad_tv_scale={scale}, ul_scale={ul_scale}"
             )
         self.params = dict(
-            image=image,
+            image=str(image),
             size=size,
             seed=seed,
             alpha=alpha,
             beta=beta,
             gamma=gamma,
             boundary=boundary,
-            upper_operator=upper_operator,
+            upper_operator=r["upper_operator"],
             mu=mu,
             zeta=zeta,
             noise=noise,
             step0=step0,
             kernel_size=kernel_size,
             preset=preset,
+            ll_grad_tv_scale=scale,
+            adjoint_hessian=r["adjoint_hessian"],
+            ll_step_rule=r["ll_step_rule"],
+            ll_stop=r["ll_stop"],
+            tv_double_count=bool(r["tv_double_count"]),
+            h1_form=r["h1_form"],
+            ul_scale=ul_scale,
         )
         self.preset = preset
         self.alpha, self.beta, self.gamma, self.zeta, self.mu = alpha, beta, gamma, zeta, float(mu)
-        self.boundary, self.upper_operator, self.noise = boundary, upper_operator, noise
+        self.boundary, self.upper_operator, self.noise = boundary, r["upper_operator"], noise
+        self.ul_scale = ul_scale
+        self.ll_step_rule, self.ll_stop = r["ll_step_rule"], r["ll_stop"]
+        # TV weights: of the problem the lower solver descends, of the written objective, of CG's Hessian
+        self.alpha_descended = alpha * scale
+        self.alpha_adjoint = alpha if r["adjoint_hessian"] == "objective" else self.alpha_descended
+        #: the pieces that make the hypergradient belong to no objective (labelled, exempt from FD tests)
+        self.inconsistencies = tuple(
+            name
+            for name, bad in (
+                ("lower gradient ≠ objective's", scale != 1.0),
+                ("adjoint Hessian ≠ descended problem's", self.alpha_adjoint != self.alpha_descended),
+                ("H¹ gradient ≠ ∇r", r["h1_form"] == "authors" and beta > 0),
+            )
+            if bad
+        )
         self._step0 = step0
-        self.certified = zeta > 0 and mu <= zeta  # is ‖∇h‖/μ a true distance bound?
+        self.certified = zeta > 0 and mu <= zeta and r["ll_stop"] == "norm"  # ‖∇h‖/μ a true bound?
         self.ll_momentum = "strongly_convex" if self.certified else "fista"
         self.shape = size
-        self.tv = SmoothedTV(gamma)
+        self.tv = SmoothedTV(gamma, double_count=bool(r["tv_double_count"]))
 
         # Data in float64 on the CPU from a fixed seed, then moved: identical across devices / dtypes.
         x_true = load_rgb_image(image, size)
@@ -209,7 +219,7 @@ class Deblur2D(BilevelProblem):
         self.x_true, self.y, self.b_A = x_true.to(**to), y.to(**to), b_a.to(**to)
         self.theta0 = self.b_A.clone()
         self.x0 = self.y.clone()
-        self.h1 = H1Penalty(self.b_A, beta)
+        self.h1 = H1Penalty(self.b_A, beta, r["h1_form"])
         self._op_A = Conv2D(self.b_A, size, boundary)
         self._neg_kty_A = -self._op_A.adjoint(self.y)
         self._lip_A = self._op_A.norm_bound() ** 2
@@ -252,24 +262,25 @@ class Deblur2D(BilevelProblem):
         g = s.op.normal(x)
         if s.graph or (torch.is_grad_enabled() and x.requires_grad):
             g = g + s.neg_kty
-            if self.alpha:
-                g = g + self.alpha * self.tv.grad(x)
+            if self.alpha_descended:
+                g = g + self.alpha_descended * self.tv.grad(x)
             return g + self.zeta * x if self.zeta else g
         g.add_(s.neg_kty)
-        if self.alpha:
-            self.tv.add_grad(x, g, self.alpha)
+        if self.alpha_descended:
+            self.tv.add_grad(x, g, self.alpha_descended)
         if self.zeta:
             g.add_(x, alpha=self.zeta)
         return g
 
     def ll_lipschitz(self, theta: Tensor) -> float:
-        return self.kernel_norm_sq_bound(theta) + self.alpha * self.tv.lipschitz + self.zeta
+        """L of the problem the lower solver descends (TV weight α·``ll_grad_tv_scale``)."""
+        return self.kernel_norm_sq_bound(theta) + self.alpha_descended * self.tv.lipschitz + self.zeta
 
     def ll_mu(self, theta: Tensor) -> float:
         return self.mu
 
     def lower_objective(self, theta: Tensor, x: Tensor) -> Tensor:
-        """h(x, θ) (for diagnostics and tests)."""
+        """h(x, θ) with the objective's α (for diagnostics and tests)."""
         res = self._setup(theta).op.forward(x) - self.y
         out = 0.5 * (res * res).sum() + self.alpha * self.tv.value(x)
         return out + 0.5 * self.zeta * (x * x).sum() if self.zeta else out
@@ -277,13 +288,14 @@ class Deblur2D(BilevelProblem):
     def ul_g(self, theta: Tensor, x: Tensor) -> Tensor:
         op = self._op_A if self.upper_operator == "known" else self._setup(theta).op
         res = op.forward(x) - self.y
-        return 0.5 * (res * res).sum()
+        return self.ul_scale * (res * res).sum()
 
     def ul_reg(self, theta: Tensor) -> Tensor:
         return self.h1.value(theta)
 
     def ul_lipschitz_x(self, theta: Tensor) -> float:
-        return self._lip_A if self.upper_operator == "known" else self.kernel_norm_sq_bound(theta)
+        lip = self._lip_A if self.upper_operator == "known" else self.kernel_norm_sq_bound(theta)
+        return 2.0 * self.ul_scale * lip
 
     @property
     def ul_step0(self) -> float:
@@ -291,16 +303,22 @@ class Deblur2D(BilevelProblem):
 
     # ------------------------------------------------------------------ closed forms
     def _hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        """H v for the adjoint: TV weight of the descended problem, or of the objective (authors)."""
+        return self._hessian_vp(theta, x, v, self.alpha_adjoint)
+
+    def _hessian_vp(self, theta: Tensor, x: Tensor, v: Tensor, alpha: float) -> Tensor:
         hv = self._setup(theta).op.normal(v)
-        if self.alpha:
-            hv = hv + self.alpha * self.tv.hvp(x, v)
+        if alpha:
+            hv = hv + alpha * self.tv.hvp(x, v)
         return hv + self.zeta * v if self.zeta else hv
 
     def _ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
         if self.upper_operator == "known":
-            return self._op_A.normal(x) + self._neg_kty_A
-        s = self._setup(theta)
-        return s.op.normal(x) + s.neg_kty
+            grad = self._op_A.normal(x) + self._neg_kty_A
+        else:
+            s = self._setup(theta)
+            grad = s.op.normal(x) + s.neg_kty
+        return grad if self.ul_scale == 0.5 else (2.0 * self.ul_scale) * grad
 
     def _hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
         op = self._setup(theta).op
@@ -309,12 +327,59 @@ class Deblur2D(BilevelProblem):
         res = op.forward_from_fft(xhat) - self.y
         res_hat = torch.fft.rfft2(res, s=n).conj()
         kq_hat = torch.fft.rfft2(op.forward_from_fft(qhat), s=n).conj()
-        # −Jᵀq = −G(x, K_b q) − G(q, K_b x − y);  ∂_b g = G(x, K_b x − y) for the learned operator
+        # −Jᵀq = −G(x, K_b q) − G(q, K_b x − y);  ∂_b g = 2s·G(x, K_b x − y) for the learned operator
         spec = -(kq_hat * xhat) - res_hat * qhat
         if self.upper_operator == "learned":
-            spec = spec + res_hat * xhat
+            spec = spec + (2.0 * self.ul_scale) * res_hat * xhat
         grad = op.kernel_grad_from_spectrum(spec)
         return grad + self.h1.grad(theta) if self.beta else grad
+
+    # ------------------------------------------------------------------ lower solve
+    def ll_solve(
+        self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
+    ) -> LowerResult:
+        """Certified solve (``problems.lower``), or the authors' FISTA when their step / stop rule is on."""
+        if self.ll_step_rule == "bound" and self.ll_stop == "norm":
+            return super().ll_solve(theta, x, eps, max_iters, step)
+        with torch.no_grad():
+            return self._authors_fista(theta, x, eps, max_iters, step)
+
+    def power_lipschitz(self, theta: Tensor, x: Tensor) -> float:
+        """The authors' L: Rayleigh quotient after ``POWER_ITERS`` normalised power iterations on the
+        Hessian of the objective (TV weight α) at x, from a start drawn from a generator seeded with the
+        problem's seed (their start is unseeded: ±0.05 dB run to run). Not counted, as in their code."""
+        gen = torch.Generator(device=self.device).manual_seed(int(self.params["seed"]))
+        v = torch.randn(x.shape, generator=gen, dtype=self.dtype, device=self.device)
+        for _ in range(POWER_ITERS):
+            v = self._hessian_vp(theta, x, v, self.alpha)
+            v = v / torch.linalg.vector_norm(v)
+        return float(torch.vdot(self._hessian_vp(theta, x, v, self.alpha).flatten(), v.flatten()))
+
+    def _authors_fista(
+        self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None
+    ) -> LowerResult:
+        """FISTA as the authors' ``hg.py`` runs it: t₁ = 1, step 1/L (``ll_step_rule``), and after each step
+        the test stat(∇h(y)) < μ ε on the gradient just used (``ll_stop``); returns the step x_{k+1}.
+        ``dist_bound`` is stat/μ — a certified distance only for "norm" with a true μ."""
+        if step is None:
+            lip = self.power_lipschitz(theta, x) if self.ll_step_rule == "power" else self.ll_lipschitz(theta)
+            step = 1.0 / lip
+        if not math.isfinite(step):
+            return LowerResult(torch.full_like(x, math.nan), 0, math.inf, False)
+        x_prev, y, t, stat = x, x, 1.0, math.inf
+        for k in range(1, max_iters + 1):
+            grad = self.ll_grad(theta, y)
+            x_new = torch.add(y, grad, alpha=-step)
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            y = x_new + ((t - 1.0) / t_next) * (x_new - x_prev)
+            x_prev, t = x_new, t_next
+            if self.ll_stop == "channel_mean":
+                stat = float(torch.linalg.vector_norm(grad, dim=(-2, -1)).mean()) / self.mu
+            else:
+                stat = float(torch.linalg.vector_norm(grad)) / self.mu
+            if stat < eps:
+                return LowerResult(x_new, k, stat, True)
+        return LowerResult(x_prev, max_iters, stat, False)
 
     # ------------------------------------------------------------------ evaluation (uncounted)
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
@@ -335,12 +400,11 @@ class Deblur2D(BilevelProblem):
     def tv_baseline(
         self, tol: float | None = None, n_iters: int | None = None, max_iters: int = 1_000_000
     ) -> Tensor:
-        """The smoothed-TV reconstruction x̂(b₀) (uncounted), in one of two modes:
+        """The smoothed-TV reconstruction x̂(b₀) (uncounted), with this instance's lower solver, from y:
 
-        * ``tol``: solved from y until the lower-level stopping test ‖∇h‖ ≤ μ·tol holds (the fair,
-          ``certified`` baseline; a certified distance when μ is a true bound, see the module docstring);
-        * ``n_iters``: exactly that many lower-level iterations (the problem's momentum, step 1/L) from y —
-          the authors' "100 FISTA iterations" (``paper`` preset).
+        * ``tol``: until its stopping test holds at accuracy tol (a certified distance when μ is a true
+          bound and the stop rule is "norm"; the ``certified`` baseline);
+        * ``n_iters``: exactly that many lower-level iterations — the authors' "100 FISTA iterations".
         """
         if (tol is None) == (n_iters is None):
             raise ValueError("tv_baseline needs exactly one of tol, n_iters")
@@ -348,23 +412,23 @@ class Deblur2D(BilevelProblem):
             return self._reference_solve(self.theta0, tol, max_iters)  # also when μ is only nominal
         if n_iters < 1:
             raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
-        with self.uncounted(), torch.no_grad():
-            res = prox_gradient_solve(self, self.theta0, self.x0, 0.0, n_iters, None, self.ll_momentum)
-        return res.x
+        with self.uncounted():
+            return self.ll_solve(self.theta0, self.x0, 0.0, n_iters).x
 
     def tv_reference(self) -> Tensor:
-        """The smoothed-TV baseline as this instance's preset defines it (``PRESETS[preset]["baseline"]``)."""
-        return self.tv_baseline(**PRESETS[self.preset]["baseline"])
+        """The smoothed-TV baseline as this instance's parameter set defines it (``tv_baseline_rule``)."""
+        return self.tv_baseline(**self.tv_baseline_rule)
 
 
 class SemiBlind2D(Deblur2D):
     """Semi-blind deblurring (SPEC §2.3): y = clamp(G_σ ∗ (b_A ∗ x†) + noise, 0, 1), only b_A known.
 
-    θ₀ = b_A (motion); the learned b − b_A should look Gaussian-like. ``upper_operator="learned"`` by
-    default (with the known operator the upper level would keep pulling b back towards b_A).
+    θ₀ = b_A (motion); the learned b − b_A should look Gaussian-like. ``upper_operator="learned"`` in every
+    parameter set (with the known operator the upper level would keep pulling b back towards b_A).
     """
 
     name = "semiblind2d"
+    parameter_family = "semiblind2d"
 
     def __init__(
         self,
@@ -375,14 +439,21 @@ class SemiBlind2D(Deblur2D):
         beta: float | None = None,
         gamma: float = 0.01,
         boundary: str = "replicate",
-        upper_operator: str = "learned",
+        upper_operator: str | None = None,
         mu: float | None = None,
         zeta: float | None = None,
         noise: float = 5 / 255,
         step0: float = 1e-6,
         kernel_size: int = 5,
+        preset: str = "certified",
+        ll_grad_tv_scale: float | None = None,
+        adjoint_hessian: str | None = None,
+        ll_step_rule: str | None = None,
+        ll_stop: str | None = None,
+        tv_double_count: bool | None = None,
+        h1_form: str | None = None,
+        ul_scale: float | None = None,
         sigma: float = 0.5,
-        preset: str = "paper",
         *,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
@@ -404,6 +475,13 @@ class SemiBlind2D(Deblur2D):
             step0=step0,
             kernel_size=kernel_size,
             preset=preset,
+            ll_grad_tv_scale=ll_grad_tv_scale,
+            adjoint_hessian=adjoint_hessian,
+            ll_step_rule=ll_step_rule,
+            ll_stop=ll_stop,
+            tv_double_count=tv_double_count,
+            h1_form=h1_form,
+            ul_scale=ul_scale,
             dtype=dtype,
             device=device,
         )
@@ -412,38 +490,3 @@ class SemiBlind2D(Deblur2D):
 
     def _blur_truth(self, x_true: Tensor, b_a: Tensor) -> Tensor:
         return conv2d(conv2d(x_true, b_a, self.boundary), self.gaussian, self.boundary)
-
-
-def load_rgb_image(name: str, size: tuple[int, int]) -> Tensor:
-    """``skimage.data.<name>()`` as a (3, H, W) float64 CPU tensor in [0, 1], resized with anti-aliasing."""
-    return _load_rgb_image(name, _as_size(size)).clone()
-
-
-@functools.lru_cache(maxsize=16)
-def _load_rgb_image(name: str, size: tuple[int, int]) -> Tensor:
-    import skimage.data
-    from skimage.transform import resize
-    from skimage.util import img_as_float64
-
-    if name not in RGB_IMAGES:
-        kind = "is not a colour image" if callable(getattr(skimage.data, name, None)) else "is unknown"
-        raise ValueError(
-            f"image {name!r} {kind}; valid RGB images bundled with scikit-image: {', '.join(RGB_IMAGES)}"
-        )
-    arr = getattr(skimage.data, name)()
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"image {name!r} has shape {arr.shape}, not (H, W, 3)")
-    img = resize(img_as_float64(arr), (*size, 3), anti_aliasing=True).clip(0.0, 1.0)
-    return torch.from_numpy(img).permute(2, 0, 1).contiguous()
-
-
-def _as_size(size: object) -> tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    try:
-        h, w = (int(s) for s in size)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (H, W), got {size!r}") from None
-    if h < 2 or w < 2:
-        raise ValueError(f"size must be at least (2, 2), got {(h, w)}")
-    return h, w

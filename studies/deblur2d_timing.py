@@ -6,7 +6,7 @@
 1. One lower-level iteration (``prox_gradient_solve`` — FISTA step, counted gradient, stopping test —
    timed over many iterations) against one FFT forward+adjoint convolution pair of the same operator;
    the rest is broken down into the TV gradient and the vector updates.
-2. A complete MAID run of ``deblur2d`` under the ``paper`` preset at the paper's size, with its own
+2. A complete MAID run of ``deblur2d`` under the ``authors`` protocol at the paper's size, with its own
    stopping rule (ε < tol, at most 300 upper iterations), in float64: solver wall time, iterations, PSNR.
 """
 
@@ -36,7 +36,7 @@ def _median_time(fn, reps: int) -> float:
 
 
 def lower_iteration_cost(size: tuple[int, int], reps: int, boundary: str) -> dict[str, float]:
-    p = problems.make_problem("deblur2d", size=size, boundary=boundary, preset="paper")
+    p = problems.make_problem("deblur2d", size=size, boundary=boundary, preset="authors")
     theta = p.theta0
     op = p._setup(theta).op
     n_inner = 20
@@ -82,11 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         "(a few fused vector passes).",
     ]
     if not args.skip_maid:
-        res = bench.run("maid", "deblur2d", problem_params=dict(size=size, preset="paper"), eval_every=10**9)
+        params = dict(size=size, preset="authors")
+        res = bench.run("maid", "deblur2d", problem_params=params, eval_every=10**9)
         last = res.trace.iloc[-1]
         lines += [
             "",
-            f"Complete MAID run, deblur2d {size[0]}×{size[1]}, preset paper (authors' 2D settings, stop at "
+            f"Complete MAID run, deblur2d {size[0]}×{size[1]}, preset authors (authors' 2D protocol, stop at "
             f"ε < 1e-6 or 300 upper iterations), float64:",
             "",
             f"- status {res.status}, {int(last.iteration)} upper iterations, "

@@ -6,8 +6,9 @@ H¹ kernel penalty, on one tuning image (astronaut by default); the other images
         [--max-time 20] [--workers 2]
 
 ``alpha``: PSNR of the fully solved smoothed TV (certified distance 1e-4, ζ = ZETA_CERTIFIED) per α →
-the ``certified`` preset's α. ``beta``: every solver (MAID, IFT, LISTA — never one alone) runs with
-each β under the preset's protocol and budget; the β with the best mean final PSNR over solvers wins.
+the ``certified`` protocol's α (``problems/parameter_sets.py``). ``beta``: every solver (MAID, IFT, LISTA —
+never one alone) runs by name, i.e. with the protocol's solver settings (``protocols``), with each β; the β
+with the best mean final PSNR over solvers wins. (The ``authors`` protocol keeps their β = 100: not searched.)
 Runs are independent processes with one torch thread each. Writes a markdown table to ``--out``.
 """
 

@@ -121,8 +121,11 @@ def prepare(case: str, device: str = "cpu") -> Prepared:
     maid = make_solver_for("maid", problem)
     state = maid.init(problem)
     theta, x = state.theta, state.x
-    q, _ = problem.adjoint_solve(theta, x, state.delta, maid.cg_max_iters)
     v = problem.adjoint_rhs(theta, x)
+    # a relative 1e-3 adjoint: MAID's δ₀ = 1 can exceed ‖∇ₓg‖ (the 2D default, certified), giving q = 0
+    # and a hypergradient kernel that multiplies zeros
+    tol = min(state.delta, 1e-3 * float(torch.linalg.vector_norm(v)))
+    q, _ = problem.adjoint_solve(theta, x, tol, maid.cg_max_iters)
     prep = Prepared(case, problem, maid, theta, x, q, state.eps, state.delta, v)
     for kernel in (ll_iteration, hvp, cg_solve, hypergradient, inexact_hypergradient):
         kernel(prep)

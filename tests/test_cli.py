@@ -130,10 +130,23 @@ def test_image_problem_report_has_quality_table_and_figures(tmp_path):
     assert _run([*args, "--max-iters", "2", "-o", str(out)]) == 0
     quality = pd.read_csv(out / "quality.csv")
     assert set(quality.method) == {"blurry", "smoothed TV", "ADP-β lista", "ADP-β maid"}
-    assert (quality.preset == "certified").all() and quality.psnr.notna().all()
+    assert (quality.preset == "certified (sound)").all() and quality.psnr.notna().all()  # labelled
     assert (out / "deblur2d_astronaut_certified_seed0_images.png").exists()
     assert (out / "deblur2d_astronaut_certified_seed0_kernels.png").exists()
     assert "## Image quality" in (out / "summary.md").read_text()
+
+
+def test_list_shows_protocols_with_inconsistencies_labelled(capsys):
+    assert _run_list() == 0
+    out = capsys.readouterr().out
+    assert "authors [INCONSISTENT: grad-weight, adjoint, step, stop, caps, tv-boundary, h1, upper-g]" in out
+    assert "certified (sound)" in out and "authors-fix-caps" in out and "ll_max_iters=200" in out
+
+
+def _run_list() -> int:
+    from bench.cli import main
+
+    return main(["list"])
 
 
 def test_preset_needs_a_problem_with_presets(tmp_path, capsys):

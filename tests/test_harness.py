@@ -176,9 +176,9 @@ def test_time_budget_holds_inside_one_long_lower_solve(monkeypatch):
     the initial point as a partial row with status budget."""
     p = problems.make_problem("deblur2d", size=(48, 48), preset="certified")
     starts = _entry_times(p, monkeypatch)
-    solver = solvers.make_solver("ift", eps=1e-9, ll_max_iters=100_000)
     max_time = 0.2
-    result = bench.run(solver, p, max_time=max_time)
+    config = dict(eps=1e-9, ll_max_iters=100_000)  # by name: deliberate overrides of the protocol's settings
+    result = bench.run("ift", p, max_time=max_time, solver_config=config)
     trace = result.trace
     assert result.status == "budget" and "during init" in result.message
     assert trace.iteration.tolist() == [0] and bool(trace.partial.iloc[0])

@@ -92,7 +92,7 @@ def test_closed_forms_match_autograd(boundary: str, upper_operator: str) -> None
 def test_lipschitz_and_certificate() -> None:
     p = Deblur2D(**SMALL)
     assert p.ll_momentum == "strongly_convex" and p.ll_mu(p.theta0) == 0.1 and p.certified
-    q = Deblur2D(size=(16, 16))
+    q = Deblur2D(size=(16, 16), zeta=0.0)
     assert q.ll_momentum == "fista" and q.ll_mu(q.theta0) == 1.0 and not q.certified
     # L bounds the Hessian: power iteration on H at x = y
     theta = _perturbed(p)
@@ -148,22 +148,19 @@ def test_metrics_baselines_and_counters() -> None:
     assert p.counters.ll_iters == 1
 
 
-def test_solver_defaults_are_valid_configs() -> None:
-    from problems.deblur2d import PRESETS
-    from solvers import make_solver
+def test_parameter_sets() -> None:
+    from problems.parameter_sets import ALPHA_AUTHORS, ALPHA_CERTIFIED
 
-    for preset in PRESETS:
-        p = Deblur2D(size=(16, 16), preset=preset)
-        assert p.solver_defaults.keys() == {"maid", "ift", "lista"}
-        for name, config in p.solver_defaults.items():
-            make_solver(name, **config)
-        assert p.ul_step0 == 1e-6
-        assert p.params["preset"] == preset and p.alpha == PRESETS[preset]["params"]["alpha"]
-    assert Deblur2D(size=(16, 16), preset="certified").certified  # μ = ζ > 0: a true distance bound
-    assert not Deblur2D(size=(16, 16), preset="paper").certified
+    p = Deblur2D(size=(16, 16))
+    assert p.params["preset"] == "certified" and p.alpha == ALPHA_CERTIFIED and p.certified
+    assert p.ul_step0 == 1e-6 and not p.inconsistencies
+    a = Deblur2D(size=(16, 16), preset="authors")
+    assert a.alpha == ALPHA_AUTHORS and a.alpha_descended == pytest.approx(ALPHA_AUTHORS / 100)
+    assert not a.certified and len(a.inconsistencies) == 3
     assert Deblur2D(size=(16, 16), preset="certified", alpha=0.01).alpha == 0.01  # explicit wins
-    with pytest.raises(ValueError, match="preset must be one of paper, certified"):
-        Deblur2D(size=(16, 16), preset="nope")
+    for bad in ("nope", "paper", "authors-fix-nope"):
+        with pytest.raises(ValueError, match="preset must be 'certified', 'authors' or"):
+            Deblur2D(size=(16, 16), preset=bad)
 
 
 def test_maid_runs_on_semiblind2d() -> None:
