@@ -205,6 +205,7 @@ class Deblur2D(BilevelProblem):
         )
         self._step0 = step0
         self.certified = zeta > 0 and mu <= zeta and r["ll_stop"] == "norm"  # ‖∇h‖/μ a true bound?
+        self.mu_is_bound = zeta > 0 and mu <= zeta  # the reference API's condition (problems/base.py)
         self.ll_momentum = "strongly_convex" if self.certified else "fista"
         self.shape = size
         self.tv = SmoothedTV(gamma, double_count=bool(r["tv_double_count"]))

@@ -121,7 +121,7 @@ def _run_counts(
         slv = make_solver_for(solver, problem, **json.loads(overrides).get(solver, {}))
         if rel_decrease is not None:
             # x̂(θ₀) to ‖∇h‖ ≤ μ·tol through tv_baseline, which (unlike upper_objective) also runs when μ is
-            # only nominal (the ``paper`` protocol)
+            # only nominal (the ``authors`` protocol)
             x_ref = problem.tv_baseline(tol=REFERENCE_TOL)
             with torch.no_grad():
                 f_ref = float(problem.ul_g(problem.theta0, x_ref) + problem.ul_reg(problem.theta0))

@@ -152,8 +152,8 @@ class _Real:
 def test_counters_equal_real_calls(solver_name, problem_name, small_problem, monkeypatch):
     p = small_problem(problem_name)
     real = _Real(p, monkeypatch)
-    solver = bench.make_solver_for(solver_name, p, **({"n_unroll": 5} if solver_name == "lista" else {}))
-    result = bench.run(solver, p, max_iters=3)
+    config = {"n_unroll": 5} if solver_name == "lista" else {}
+    result = bench.run(solver_name, p, max_iters=3, solver_config=config)
     last = result.trace.iloc[-1]
     counted = {key: int(last[key]) for key in real.counts}
     assert counted == real.counts

@@ -77,7 +77,7 @@ def test_float32_default_tolerance_is_resolvable(name: str) -> None:
 @pytest.mark.parametrize("name", ["deblur2d", "semiblind2d"])
 def test_no_strong_convexity_bound_raises_at_once(name: str) -> None:
     p = problems.make_problem(name, size=(16, 16), zeta=0.0, alpha=2e-3)  # μ = 1 only nominal
-    assert not p.certified
+    assert not p.certified and not p.mu_is_bound
     for call in (p.upper_objective, p.hypergradient, p.evaluate, p.solve_lower):
         start = time.perf_counter()
         with pytest.raises(ValueError, match=r"nominal.*cannot be certified.*zeta > 0") as info:
