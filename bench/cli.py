@@ -98,6 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         or [(n, {}) for n in DEFAULT_PROBLEMS]
     )
     names = _split(args.solver)
+    if names and "all" in names:  # `-s all`: every registered solver, in registry order
+        names = [n for n in names if n != "all"] + [
+            n for n in solver_registry.solver_names() if n not in names
+        ]
     solvs = (
         [(n, {}) for n in names]
         if names
@@ -186,7 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         help="2D protocol: certified (default) | authors | authors-fix-<deviation> (see adpbench list)",
     )
-    p.add_argument("--solver", "-s", action="append", help="solver name(s), comma-separated or repeated")
+    p.add_argument(
+        "--solver",
+        "-s",
+        action="append",
+        help="solver name(s), comma-separated or repeated; `all` = every registered solver",
+    )
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")

@@ -250,6 +250,22 @@ class BilevelProblem:
         self.counters.hypergrad_evals += 1
         return self._hypergradient_from(theta, x, q)
 
+    def ll_gap_grad_theta(self, theta: Tensor, x: Tensor, w: Tensor) -> Tensor:
+        """∇_θ[h(x, θ) − h(w, θ)] at fixed x, w (first-order value-function methods, e.g. F2SA).
+
+        R does not depend on θ, and h(x) − h(w) = ∫₀¹⟨∇_x f(w + t(x − w), θ), x − w⟩dt; the integral is
+        taken by 2-point Gauss–Legendre, exact when the θ-dependent part of f is a polynomial of degree
+        ≤ 4 in x (quadratic in every problem here). Two ∇_x f evaluations, counted in ``ll_iters``."""
+        d = (x - w).detach()
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            gap = theta.new_zeros(())
+            for node in (0.5 - 0.5 / 3**0.5, 0.5 + 0.5 / 3**0.5):  # Gauss–Legendre nodes on [0, 1]
+                self.counters.ll_iters += 1
+                gap = gap + 0.5 * (self._ll_grad(th, w.detach() + node * d) * d).sum()
+            (grad,) = torch.autograd.grad(gap, th)
+        return grad
+
     def ll_solve(
         self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
     ) -> LowerResult:

@@ -40,20 +40,41 @@ __all__ = [
 
 #: the authors' 2D MAID settings (SPEC §3.1)
 _MAID_AUTHORS_2D = {"eps0": 1.0, "rho": 0.1, "rho_bar": 1.5, "max_backtracks": 3, "tol": 1e-6}
+
+
+def _field_solvers(eps: float, ll_max_iters: int, cg_max_iters: int) -> dict[str, dict[str, Any]]:
+    """The field's solvers (issue 10) under a protocol: MAID's / IFT's caps; the inexact ones start at the
+    authors' ε₀ = 1, the fixed-accuracy ones use IFT's ε; F2SA's penalty stops at λ = 1e3 so its inner
+    accuracy ε₀(λ₀/λ)² bottoms out at 1e-4 instead of 1e-10."""
+    caps = {"ll_max_iters": ll_max_iters}
+    fixed = {"eps": eps, **caps}
+    return {
+        "hoag": {"eps0": _MAID_AUTHORS_2D["eps0"], **caps, "cg_max_iters": cg_max_iters},
+        "maid_accel": {**_MAID_AUTHORS_2D, **caps, "cg_max_iters": cg_max_iters},
+        "neumann": fixed,
+        "jfb": fixed,
+        "trbp": fixed,
+        "f2sa": {"eps0": _MAID_AUTHORS_2D["eps0"], "lam_max": 1e3, **caps},
+    }
+
+
 #: the 200-iteration caps of their lower solves and CG; IFT's analogue: ‖∇h‖ ≤ 1e-3 (1000× MAID's ε₀)
 _CAPPED = {
     "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 200, "cg_max_iters": 200},
     "ift": {"eps": 1e-3, "ll_max_iters": 200, "cg_tol": 1e-6, "cg_max_iters": 200},
     "lista": {"n_unroll": 50},
+    **_field_solvers(1e-3, 200, 200),
 }
 #: solves to their accuracy, the cap only a safeguard
 _UNCAPPED = {
     "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 100_000, "cg_max_iters": 5_000},
     "ift": {"eps": 1e-3, "ll_max_iters": 100_000, "cg_tol": 1e-6, "cg_max_iters": 5_000},
     "lista": {"n_unroll": 50},
+    **_field_solvers(1e-3, 100_000, 5_000),
 }
-#: certified: IFT's fixed accuracy is a distance 1e-2 (relative 1e-4 of ‖x‖ at 128×128)
-_CERTIFIED = {**_UNCAPPED, "ift": {**_UNCAPPED["ift"], "eps": 1e-2}}
+#: certified: IFT's fixed accuracy is a distance 1e-2 (relative 1e-4 of ‖x‖ at 128×128), and so the other
+#: fixed-accuracy solvers'
+_CERTIFIED = {**_UNCAPPED, "ift": {**_UNCAPPED["ift"], "eps": 1e-2}, **_field_solvers(1e-2, 100_000, 5_000)}
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 
+from solvers.amigo import AmIGO
 from solvers.base import Solver, SolverState
+from solvers.f2sa import F2SA
+from solvers.hoag import HOAG
 from solvers.ift import IFT
 from solvers.lista import LISTA
 from solvers.maid import MAID
+from solvers.maid_accel import MAIDAccel
+from solvers.neumann import JFB, Neumann
+from solvers.trbp import TRBP
 
-_REGISTRY: dict[str, type] = {cls.name: cls for cls in (MAID, IFT, LISTA)}
+#: the paper's three solvers first, then the field's baselines (issue 10)
+_REGISTRY: dict[str, type] = {
+    cls.name: cls for cls in (MAID, IFT, LISTA, HOAG, MAIDAccel, Neumann, JFB, TRBP, AmIGO, F2SA)
+}
 
 
 def register_solver(cls: type) -> type:
@@ -29,6 +38,11 @@ def solver_parameters(name: str) -> dict[str, object]:
     return {f.name: f.default for f in dataclasses.fields(_lookup(name))}
 
 
+def solver_names() -> list[str]:
+    """Registered solver names in registry order (the paper's three first)."""
+    return list(_REGISTRY)
+
+
 def list_solvers() -> dict[str, dict[str, object]]:
     return {name: solver_parameters(name) for name in sorted(_REGISTRY)}
 
@@ -46,4 +60,4 @@ def make_solver(name: str, **config: object) -> Solver:
     return cls(**config)
 
 
-__all__ = ["Solver", "SolverState", "list_solvers", "make_solver", "register_solver"]
+__all__ = ["Solver", "SolverState", "list_solvers", "make_solver", "register_solver", "solver_names"]

@@ -29,7 +29,18 @@ QUADRATIC_RUNS = {
     "maid": (lambda p: {"tol": 1e-14, "ll_max_iters": 2000}, 2000),
     "ift": (lambda p: {"eps": 1e-11, "step0": _quadratic_optimal_step(p)}, 1500),
     "lista": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1500),
+    # the field's solvers (issue 10); the series / truncated / penalty methods have θ* as their fixed point
+    # here (dim θ = dim x, J invertible), so they are held to the same tolerance
+    "hoag": (lambda p: {"eps_min": 1e-12, "step0": _quadratic_optimal_step(p)}, 1200),
+    "maid_accel": (lambda p: {"tol": 1e-14, "ll_max_iters": 2000}, 1500),
+    "neumann": (lambda p: {"eps": 1e-11, "step0": _quadratic_optimal_step(p)}, 1200),
+    "jfb": (lambda p: {"eps": 1e-11, "step0": _quadratic_optimal_step(p)}, 2000),
+    "trbp": (lambda p: {"eps": 1e-11, "step0": _quadratic_optimal_step(p)}, 1200),
+    "amigo": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1200),
+    "f2sa": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1200),
 }
+#: issue 10's tighter targets (relative error of θ); every other solver: 1e-5
+QUADRATIC_TOL = {"hoag": 1e-6, "maid_accel": 1e-6, "amigo": 1e-6}
 
 
 @pytest.mark.parametrize("name", sorted(solvers.list_solvers()))
@@ -39,7 +50,7 @@ def test_every_solver_reaches_quadratic_optimum(name):
     result = bench.run(solvers.make_solver(name, **config(p)), p, max_iters=budget)
     assert result.status in ("converged", "budget"), result.message
     err = _rel(result.theta, p.theta_star)
-    assert err <= 1e-5, (name, err, len(result.trace) - 1)
+    assert err <= QUADRATIC_TOL.get(name, 1e-5), (name, err, len(result.trace) - 1)
     assert result.trace["theta_error"].iloc[-1] == pytest.approx(err, rel=1e-12)
     assert result.trace["upper_value"].iloc[-1] == pytest.approx(
         p.closed_form_objective(p.theta_star), rel=1e-9
