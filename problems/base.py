@@ -273,15 +273,19 @@ class BilevelProblem:
         with torch.no_grad():
             return prox_gradient_solve(self, theta, x, eps, max_iters, step, self.ll_momentum)
 
-    def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
+    def ll_unrolled(
+        self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
+    ) -> Tensor:
         """n_steps of the lower solver's own iteration from x, keeping the autograd graph (unrolling, LISTA):
         prox-gradient steps with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the constant
         strongly-convex momentum), restarted at x, exactly as ``problems.lower.prox_gradient_solve`` runs
         them. Each step is one counted ``ll_grad``; each step a backward pass goes through is counted in
-        ``ll_backward_iters`` when that backward pass really runs."""
+        ``ll_backward_iters`` when that backward pass really runs. ``momentum`` overrides the problem's
+        rule (e.g. "none": plain steps, whose K-step gradient is the truncated Neumann series; trbp)."""
         lip = self.ll_lipschitz(theta.detach())
         lam = 1.0 / lip if step is None else step
-        momentum = momentum_coefficients(self.ll_momentum, lip, self.ll_mu(theta.detach()))
+        rule = self.ll_momentum if momentum is None else momentum
+        momentum = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
         y = x_prev = x
         for beta in itertools.islice(momentum, n_steps):
             x_new = self.ll_prox(y - lam * self.ll_grad(theta, y), lam)

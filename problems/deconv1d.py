@@ -182,7 +182,11 @@ class Deconv1D(BilevelProblem):
     def ll_lipschitz(self, theta: Tensor) -> float:
         return self._setup(theta).lip
 
-    def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
+    def ll_unrolled(
+        self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
+    ) -> Tensor:
+        if momentum not in (None, "none"):
+            raise ValueError(f"deconv1d unrolls ISTA steps only (momentum 'none'), got {momentum!r}")
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
         self._count_ll_iters(n_steps)  # each unrolled step is one lower-level gradient step

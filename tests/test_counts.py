@@ -81,11 +81,11 @@ class _Real:
                 self.counts["ul_evals"] += 1
             return orig_g(theta, x)
 
-        def ll_unrolled(theta, x, n_steps, step):
+        def ll_unrolled(theta, x, n_steps, step, **kwargs):
             self.inner = 0
             self._unrolling = True
             try:
-                out = orig_unrolled(theta, x, n_steps, step)
+                out = orig_unrolled(theta, x, n_steps, step, **kwargs)
             finally:
                 self._unrolling = False
             self.counts["ll_iters"] += n_steps

@@ -61,12 +61,12 @@ class _CallCounter:
                 self.ll += 1
             return orig_grad(theta, x)
 
-        def ll_unrolled(theta, x, n_steps, step):
+        def ll_unrolled(theta, x, n_steps, step, **kwargs):
             self.ll += n_steps
             self.inner_ll.append(0)
             self._unrolling = True
             try:
-                return orig_unrolled(theta, x, n_steps, step)
+                return orig_unrolled(theta, x, n_steps, step, **kwargs)
             finally:
                 self._unrolling = False
 
