@@ -12,7 +12,7 @@ from typing import Any
 import problems as problem_registry
 import protocols
 import solvers as solver_registry
-from bench import report, sweep
+from bench import backends, report, sweep
 from problems import parameter_sets
 
 DEFAULT_PROBLEMS = ["deconv1d"]
@@ -129,7 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     seeds = _seeds(args.seed) if args.seed else list(cfg.get("seeds", [0]))
     out = Path(args.out or cfg.get("out", f"{DEFAULT_OUT_ROOT}/{probs[0][0]}" if probs else DEFAULT_OUT_ROOT))
-    threads = args.threads if args.threads is not None else cfg.get("threads", DEFAULT_THREADS)
+    execution = _execution(args, cfg)
+    n_runs = len(probs) * len(solvs) * len(seeds)
+    threads = _first(args.threads, cfg.get("threads"))
+    if threads is None:  # one run at a time: DEFAULT_THREADS; concurrent runs share the cores
+        sequential = execution.backend == "local" and backends.concurrency(execution, n_runs) == 1
+        threads = DEFAULT_THREADS if sequential else backends.default_threads(execution, n_runs)
     jobs = sweep.expand(
         probs,
         solvs,
@@ -140,13 +145,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.eval_every if args.eval_every is not None else cfg.get("eval_every", 1),
         threads,
     )
-    print(f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}, {threads} torch thread(s) per run)")
-    sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress)
+    at_once = backends.concurrency(execution, len(jobs))
+    print(
+        f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "
+        f"up to {at_once} at once × {threads} torch thread(s) per run)"
+    )
+    sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress, execution=execution)
     if not args.no_report:
         print()
         print(report.write_report(out, target=args.target))
         print(f"report: {out / report.SUMMARY_FILE}")
     return 0
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (CLI flag, then TOML key)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _execution(args: argparse.Namespace, cfg: dict[str, Any]) -> backends.Execution:
+    """Backend options from the CLI, falling back on the TOML file's keys."""
+    slurm_cfg = cfg.get("slurm", {})
+    slurm = {
+        key: _first(getattr(args, f"slurm_{key}"), slurm_cfg.get(key))
+        for key in backends.SLURM_KEYS
+        if _first(getattr(args, f"slurm_{key}"), slurm_cfg.get(key)) is not None
+    }
+    return backends.Execution(
+        backend=_first(args.backend, cfg.get("backend"), "local"),
+        jobs=_first(args.jobs, cfg.get("jobs")),
+        scheduler=_first(args.scheduler, cfg.get("scheduler")),
+        slurm=backends.SlurmOptions(**slurm),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -213,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=_number(int),
-        help=f"torch intra-op threads per run (default {DEFAULT_THREADS}, or the TOML key threads)",
+        help=f"torch intra-op threads per run (default {DEFAULT_THREADS}; with --jobs: cores ÷ runs at once)",
     )
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
@@ -236,6 +266,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    x = p.add_argument_group("execution (see README: running sweeps on many cores and on a cluster)")
+    x.add_argument(
+        "--jobs",
+        "-j",
+        type=_number(int),
+        help="runs at once (default 1; Dask local cluster: the cores)",
+    )
+    x.add_argument("--backend", choices=backends.BACKENDS, help="local (default) | dask | submitit")
+    x.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask: a running scheduler (default: local cluster)"
+    )
+    x.add_argument("--slurm-partition", help="submitit: SLURM partition")
+    x.add_argument(
+        "--slurm-time-min",
+        type=_number(int),
+        help="submitit: time limit per run in minutes (default 60)",
+    )
+    x.add_argument(
+        "--slurm-cpus-per-task",
+        type=_number(int),
+        help="submitit: CPUs per run (default: --threads)",
+    )
+    x.add_argument("--slurm-gpus-per-node", type=int, help="submitit: GPUs per run (default 0)")
+    x.add_argument(
+        "--slurm-array-parallelism",
+        type=_number(int),
+        help="submitit: runs at once (default --jobs)",
+    )
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")

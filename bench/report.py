@@ -236,6 +236,9 @@ def write_report(
             "per configuration, labelled in `config`; medians are over the seeds of one configuration only.",
             "",
         ]
+    execution, mixed = concurrency_note(traces)
+    if mixed:
+        parts += [execution, ""]
     if damaged:
         parts += ["**Damaged runs, skipped:**", "", *[f"- {d}" for d in damaged], ""]
     parts += [
@@ -247,6 +250,18 @@ def write_report(
         "",
         _provenance(traces),
     ]
+    if not mixed:
+        parts += ["", execution]
+    failed = results.failed_runs(out_dir, finished=set(traces.run_id))
+    if failed:
+        parts += [
+            "",
+            f"## Failed runs ({len(failed)}, no trace; `adpbench run ... --resume` runs them again)",
+            "",
+            "| run | reason |",
+            "|---|---|",
+            *(f"| {rid} | {r.get('reason', '').splitlines()[0]} |" for rid, r in failed.items()),
+        ]
     image_problems = [p for p in set(traces.problem) if "psnr" in problem_registry._lookup(p).metric_names]
     if image_problems:
         from bench import images2d
@@ -271,6 +286,36 @@ def write_report(
     text = "\n".join(parts) + "\n"
     (out_dir / SUMMARY_FILE).write_text(text)
     return text
+
+
+def execution_by_run(traces: pd.DataFrame) -> pd.Series:
+    """Per run: how it executed, e.g. 'local, 2 at once × 1 thread(s)' ('unknown' before backends)."""
+
+    def label(row: pd.Series) -> str:
+        if pd.isna(row.get("backend")):
+            return "unknown"
+        return f"{row.backend}, {int(row.concurrent_jobs)} at once × {int(row.torch_threads)} thread(s)"
+
+    return traces.groupby("run_id", sort=False).first().apply(label, axis=1)
+
+
+def concurrency_note(traces: pd.DataFrame) -> tuple[str, bool]:
+    """Say how the runs executed, and warn when runs compared with each other (one case) ran under
+    different concurrency (runs at once × threads per run): their wall times are then not comparable.
+    Returns (text, whether such runs are mixed)."""
+    kinds = execution_by_run(traces)
+    cases = traces.groupby("run_id", sort=False)["case"].first() if "case" in traces else None
+    mixed = [] if cases is None else [c for c, k in kinds.groupby(cases, sort=False) if k.nunique() > 1]
+    if cases is None and kinds.nunique() > 1:
+        mixed = ["all"]
+    summary = "; ".join(f"{kind}: {n} run(s)" for kind, n in kinds.value_counts().items())
+    if not mixed:
+        return f"Execution: {summary}.", False
+    text = (
+        f"**Note: runs compared in this table ran under different concurrency** (case(s) "
+        f"{', '.join(mixed)}; {summary}); their wall times are not comparable."
+    )
+    return text, True
 
 
 def _provenance(traces: pd.DataFrame) -> str:

@@ -9,6 +9,10 @@ Layout of an output folder (``runs/``), per run id:
 A run is *finished* when its sidecar parses, both checksums match and the trace's last row carries a final
 status; anything else is *damaged* (``report`` names and skips it, ``--resume`` runs it again). Nothing
 read from a results folder is ever unpickled: a shared folder cannot run code on the reader's machine.
+
+A run that ended without a trace (its worker died, or it could not start) has ``<run_id>.failed``
+instead: a JSON record with status ``error`` and the reason. ``--resume`` runs it again; its files
+then replace the record.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ FORMAT = 2  # sidecar format version; older folders (pickled .pt files) are repo
 
 class DamagedRunWarning(UserWarning):
     """A run's files fail the finished-run check; the run is skipped."""
+
+
+FAILURE_SUFFIX = ".failed"  # not a run file suffix: a failure record is never a damaged run
 
 
 def _parquet_available() -> bool:
@@ -178,6 +185,37 @@ def scan(out_dir: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
 def finished_runs(out_dir: str | Path) -> set[str]:
     """Run ids whose files pass the finished-run check (``--resume`` skips only these)."""
     return set(scan(out_dir)[0])
+
+
+def write_failure(out_dir: str | Path, run_id: str, record: dict) -> Path:
+    """Record (atomically) that ``run_id`` ended without a trace, with ``record["reason"]``."""
+    path = runs_dir(out_dir) / f"{run_id}{FAILURE_SUFFIX}"
+    text = json.dumps({"run_id": run_id, "status": "error", **record}, indent=1, sort_keys=True)
+    _atomic_write(path, lambda p: Path(p).write_text(text))
+    return path
+
+
+def clear_failure(out_dir: str | Path, run_id: str) -> None:
+    """Drop a failure record once the run has a trace."""
+    (runs_dir(out_dir) / f"{run_id}{FAILURE_SUFFIX}").unlink(missing_ok=True)
+
+
+def failed_runs(out_dir: str | Path, finished: set[str] | None = None) -> dict[str, dict]:
+    """Failure records of runs that still have no finished run: run id → record. ``finished``: the
+    finished run ids when the caller has already scanned the folder."""
+    folder = runs_dir(out_dir)
+    if not folder.is_dir():
+        return {}
+    finished = finished_runs(out_dir) if finished is None else finished
+    records = {}
+    for path in sorted(folder.glob(f"*{FAILURE_SUFFIX}")):
+        run_id = path.name[: -len(FAILURE_SUFFIX)]
+        if run_id not in finished and not path.name.startswith("."):
+            try:
+                records[run_id] = json.loads(path.read_text())
+            except (ValueError, OSError) as exc:
+                records[run_id] = {"reason": f"failure record unreadable ({type(exc).__name__})"}
+    return records
 
 
 def load_traces(out_dir: str | Path, warn: Callable[[str], None] | None = None) -> pd.DataFrame:

@@ -20,12 +20,30 @@ TOML layout (every key optional; CLI flags override)::
     name = "maid"
     config = { eps0 = 1e-3 }
 
+Execution keys (bench/backends.py; top-level keys must come before the first ``[table]``)::
+
+    jobs = 2                 # runs at once (default 1: one after the other in this process)
+    threads = 1              # torch threads per run (default: cores ÷ jobs)
+    backend = "local"        # local | dask | submitit
+    scheduler = "tcp://host:8786"   # dask only: a running scheduler (default: a local cluster)
+    [slurm]                  # submitit only
+    partition = "gpu"
+    time_min = 60
+    cpus_per_task = 4
+    gpus_per_node = 1
+    array_parallelism = 16
+
 The grid is the product problems × solvers × seeds; a problem's ``seed`` parameter is the seed. Every
-value is checked (kind, range, finiteness, a memory estimate) before the first run starts.
+value is checked (kind, range, finiteness, a memory estimate) before the first run starts. Whatever
+the backend, each run is written atomically into ``out/runs/`` by the process that ran it, and its trace
+records the backend, the number of concurrent runs and the threads per run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import json
 import math
 import sys
@@ -36,7 +54,7 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import provenance, results
+from bench import backends, provenance, results
 from bench.harness import run
 
 if sys.version_info >= (3, 11):
@@ -56,6 +74,10 @@ TOP_KEYS = {
     "eval_every",
     "preset",
     "threads",
+    "jobs",
+    "backend",
+    "scheduler",
+    "slurm",
 }
 #: problem parameters set by their own option, never through --param / params
 RUN_LEVEL_PARAMS = {"dtype": "--dtype (TOML: dtype)", "device": "--device (TOML: device)"}
@@ -157,8 +179,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
         check_budget(cfg["budget"], f"{path}: [budget]")
     if "seeds" in cfg:
         check_seeds(cfg["seeds"], f"{path}: seeds")
-    if "threads" in cfg:
-        check_threads(cfg["threads"], f"{path}: threads")
+    for key in ("threads", "jobs"):
+        if key in cfg:
+            check_threads(cfg[key], f"{path}: {key}")
     if "eval_every" in cfg:
         check_eval_every(cfg["eval_every"], f"{path}: eval_every")
     for section, key in (("problems", "params"), ("solvers", "config")):
@@ -172,6 +195,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
                     f"{path}: each [[{section}]] needs a string 'name' and optionally a table '{key}'; "
                     f"got {entry}"
                 )
+    slurm = cfg.get("slurm", {})
+    if not isinstance(slurm, dict) or set(slurm) - set(backends.SLURM_KEYS):
+        raise ValueError(f"{path}: [slurm] takes {', '.join(backends.SLURM_KEYS)}; got {slurm!r}")
+    for key in ("backend", "scheduler"):
+        if key in cfg and not isinstance(cfg[key], str):
+            raise ValueError(f"{path}: {key} must be a string, got {cfg[key]!r}")
     return cfg
 
 
@@ -224,8 +253,17 @@ def expand(
     ]
 
 
-def execute_job(job: Job, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """Run one job and write its files atomically; return a one-line summary of the run as a dict."""
+def execute_job(
+    job: Job,
+    out_dir: str | Path,
+    *,
+    backend: str = "sequential",
+    concurrent_jobs: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run one job with its threads pinned and write its files atomically; return a summary of the run
+    as a dict. Runs in whichever process the backend chose (the driver, a pool worker, a cluster node),
+    and records in the trace how it ran: the backend and the number of runs at once."""
     params = dict(job.problem_params)
     params.setdefault("seed", job.seed)
     res = run(
@@ -242,7 +280,10 @@ def execute_job(job: Job, out_dir: str | Path, *, progress: bool = False) -> dic
         **job.budget,
     )
     res.trace["budget"] = json.dumps(job.budget, sort_keys=True)
+    res.trace["backend"] = backend
+    res.trace["concurrent_jobs"] = concurrent_jobs
     path = results.write_run(res, out_dir, job.run_id)
+    results.clear_failure(out_dir, job.run_id)
     last = res.trace.iloc[-1]
     return {
         "run_id": job.run_id,
@@ -270,24 +311,68 @@ def run_jobs(
     *,
     resume: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    execution: backends.Execution | None = None,
 ) -> list[str]:
-    """Run every job, writing each finished run at once. Returns the run ids present at the end.
+    """Run every job on the chosen backend (default: one after the other in this process); each
+    finished run is written at once by the process that ran it. A run that ends without a trace (its
+    worker died, it could not start) is recorded as failed and the sweep goes on; Ctrl-C stops the
+    sweep and keeps every finished run. One progress bar for the sweep. Returns the run ids.
 
     With ``resume``, runs whose files pass the finished-run check are skipped; damaged ones run again."""
-    done = set()
-    if resume:
-        done, damaged = results.scan(out_dir)
-        wanted = {job.run_id for job in jobs}
-        for run_id, why in damaged.items():
-            log(
-                f"{run_id}: damaged ({why}); "
-                + ("it runs again" if run_id in wanted else "not in this sweep")
-            )
-    for i, job in enumerate(jobs, 1):
-        tag = f"[{i}/{len(jobs)}] {job.problem}/{job.solver} seed={job.seed}"
+    execution = execution or backends.Execution()
+    out_dir = Path(out_dir).resolve()  # workers may run elsewhere (a cluster node, another cwd)
+    unique = list({job.run_id: job for job in jobs}.values())  # a run listed twice runs once
+    done, damaged = results.scan(out_dir) if resume else ({}, {})
+    todo = [job for job in unique if job.run_id not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="sweep", unit="run")
+    emit = log or (bar.write if bar is not None else print)
+    wanted = {job.run_id for job in unique}
+    for run_id, why in damaged.items():
+        emit(f"{run_id}: damaged ({why}); " + ("it runs again" if run_id in wanted else "not in this sweep"))
+    for job in unique:
         if job.run_id in done:
-            log(f"{tag}: finished earlier, skipped (--resume)")
-            continue
-        log(f"{tag}: " + describe(execute_job(job, out_dir, progress=progress)))
+            emit(f"{job.problem}/{job.solver} seed={job.seed}: finished earlier, skipped (--resume)")
+    failures = 0
+    try:
+        if todo:
+            engine = backends.make_engine(
+                execution,
+                len(todo),
+                folder=out_dir / "submitit",
+                threads=max(job.threads or 1 for job in todo),
+            )
+            if engine.name != "sequential":  # concurrent runs must not each take every core
+                default = backends.default_threads(execution, len(todo))
+                todo = [job if job.threads else dataclasses.replace(job, threads=default) for job in todo]
+            call = functools.partial(
+                execute_job,
+                out_dir=out_dir,
+                backend=engine.name,
+                concurrent_jobs=engine.concurrency,
+                progress=progress and engine.name == "sequential",  # per-run bars only in this process
+            )
+            with contextlib.closing(engine.map(call, todo)) as outcomes:  # closing stops the workers
+                for job, outcome in outcomes:
+                    tag = f"{job.problem}/{job.solver} seed={job.seed}"
+                    if isinstance(outcome, backends.Failure):
+                        failures += 1
+                        record = dict(problem=job.problem, solver=job.solver, seed=job.seed)
+                        record |= dict(backend=engine.name, reason=outcome.reason)
+                        results.write_failure(out_dir, job.run_id, record)
+                        emit(f"{tag}: error, no trace ({outcome.reason.splitlines()[0]})")
+                    else:
+                        emit(f"{tag}: {describe(outcome)}")
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(failed=failures)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failures:
+        emit(f"{failures} run(s) failed without a trace (runs/*{results.FAILURE_SUFFIX}); --resume reruns")
     return [job.run_id for job in jobs]
