@@ -31,7 +31,9 @@ from bench import provenance
 from problems.base import BilevelProblem, BudgetExhausted
 from solvers.base import SolverState
 
-STATUSES = ("running", "converged", "budget", "diverged", "error")
+#: a run's status: "converged" and "stalled" both mean the solver's stopping rule fired, "stalled" without
+#: certified progress (e.g. MAID whose ε fell below its tolerance with no step accepted)
+STATUSES = ("running", "converged", "stalled", "budget", "diverged", "error")
 #: statuses a finished run's last trace row can carry
 FINAL_STATUSES = tuple(s for s in STATUSES if s != "running")
 
@@ -257,6 +259,9 @@ def _loop(
             what = _divergence(state.upper_value, theta_norm, reference, divergence_factor)
             if what:
                 status, message = "diverged", f"{what} at iteration {k}"
+            elif state.converged and state.stalled:
+                status = "stalled"
+                message = f"stopping rule fired without certified progress at iteration {k}"
             elif state.converged:
                 status = "converged"
             record(k)

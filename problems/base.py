@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,16 @@ from torch import Tensor
 
 from problems.linalg import conjugate_gradient
 from problems.lower import LowerResult, prox_gradient_solve
+
+#: Target relative accuracy of the reference API (``upper_objective``, ``hypergradient``, ``evaluate``) per
+#: dtype: ‖x − x̂(θ)‖ ≤ rtol·s (see ``reference_tol``). In float64 1e-11 gives hypergradients that agree with
+#: central differences to ≥ 7 digits on the 2D problems (tests) at a few thousand iterations at most.
+REFERENCE_RTOL = {torch.float64: 1e-11, torch.float32: 1e-5}
+#: A solve stalls at a certified distance ≈ 0.5·u·(L/μ)·‖x‖ (u: unit roundoff; measured on deblur2d 16–128 px
+#: in float32 and float64, and on deconv1d), the rounding floor of ‖∇h‖; 10× above it is reached reliably.
+RESOLUTION_FACTOR = 10.0
+#: safeguard cap of a reference solve (the stall rule stops one that cannot progress long before)
+REFERENCE_MAX_ITERS = 1_000_000
 
 
 class BudgetExhausted(Exception):
@@ -44,17 +55,42 @@ class Budget:
 
 @dataclass
 class Counters:
-    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below."""
+    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below and, for the per-θ set-up
+    work, where a problem really does it (a cache miss). Measured costs: ``docs/cost_model.md``."""
 
-    ll_iters: int = 0  # lower-level gradient / prox-gradient steps
+    ll_iters: int = 0  # lower-level gradient / prox-gradient steps (forward, unrolled ones included)
     cg_iters: int = 0  # Hessian-vector products
     ul_evals: int = 0  # upper-level value evaluations
+    ul_grad_evals: int = 0  # ∇_x g evaluations (MAID's bounds, the adjoint's right-hand side)
+    hypergrad_evals: int = 0  # assemblies of z = ∂_θ g − Jᵀq + ∇r
+    ll_backward_iters: int = 0  # unrolled lower-level steps back-propagated (LISTA's backward pass)
+    setup_evals: int = 0  # per-θ operator set-ups (deconv1d: BᵀB + a₂I; deblur2d: kernel FFT and K_bᵀy)
+    lipschitz_evals: int = 0  # per-θ Lipschitz bounds that cost work (power iterations, a spectral norm)
 
     def snapshot(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
     def reset(self) -> None:
-        self.ll_iters = self.cg_iters = self.ul_evals = 0
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, 0)
+
+
+def momentum_coefficients(momentum: str, lip: float, mu: float) -> Iterator[float]:
+    """β_k of y_{k+1} = x_{k+1} + β_k (x_{k+1} − x_k) for the lower-level momentum rules of
+    ``problems.lower.prox_gradient_solve``: "none" 0; "fista" (t_k − 1)/t_{k+1}, t₁ = 1,
+    t_{k+1} = (1 + √(1 + 4t_k²))/2; "strongly_convex" (√L − √μ)/(√L + √μ)."""
+    if momentum == "none":
+        yield from itertools.repeat(0.0)
+    elif momentum == "strongly_convex":
+        yield from itertools.repeat((math.sqrt(lip) - math.sqrt(mu)) / (math.sqrt(lip) + math.sqrt(mu)))
+    elif momentum == "fista":
+        t = 1.0
+        while True:
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            yield (t - 1.0) / t_next
+            t = t_next
+    else:
+        raise ValueError(f"momentum must be one of none, fista, strongly_convex; got {momentum!r}")
 
 
 class BilevelProblem:
@@ -67,6 +103,14 @@ class BilevelProblem:
     ul_convex_in_x: ClassVar[bool] = True
     #: momentum of the lower-level solver: "none" (ISTA/GD), "fista", "strongly_convex"
     ll_momentum: ClassVar[str] = "none"
+    #: ``ll_mu`` is a true strong-convexity modulus of h(·, θ), so ‖∇h‖/μ bounds ‖x − x̂‖ (False: μ nominal;
+    #: the reference API then raises at once). An instance may set its own value.
+    certified: bool = True
+    #: ``ll_mu`` is a true strong-convexity bound of h(·, θ) (the stopping test may still differ from
+    #: ‖∇h‖ ≤ μ·tol, e.g. deblur2d's per-channel mean); the reference API refuses at once when False
+    mu_is_bound: bool = True
+    #: attributes holding per-θ caches; :meth:`uncounted` restores them (evaluation is never charged)
+    per_theta_caches: ClassVar[tuple[str, ...]] = ()
 
     theta0: Tensor
     x0: Tensor
@@ -191,15 +235,19 @@ class BilevelProblem:
 
     def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
         """∇_x g(x, θ), the full gradient (its norm enters MAID's bounds on g(x̂) for every component
-        of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`."""
+        of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`.
+        Counted in ``ul_grad_evals``."""
+        self.counters.ul_grad_evals += 1
         return self._ul_grad_x(theta, x)
 
     def adjoint_rhs(self, theta: Tensor, x: Tensor) -> Tensor:
-        """Right-hand side of H q = ∇_x g: the gradient restricted to the active set."""
+        """Right-hand side of H q = ∇_x g: the gradient restricted to the active set (``ul_grad_evals``)."""
+        self.counters.ul_grad_evals += 1
         return self._mask(self._ul_grad_x(theta, x), theta, x)
 
     def hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
-        """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3)."""
+        """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3); ``hypergrad_evals``."""
+        self.counters.hypergrad_evals += 1
         return self._hypergradient_from(theta, x, q)
 
     def ll_gap_grad_theta(self, theta: Tensor, x: Tensor, w: Tensor) -> Tensor:
@@ -225,12 +273,31 @@ class BilevelProblem:
         with torch.no_grad():
             return prox_gradient_solve(self, theta, x, eps, max_iters, step, self.ll_momentum)
 
-    def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
-        """n_steps prox-gradient steps from x, keeping the autograd graph (unrolling, LISTA)."""
-        lam = 1.0 / self.ll_lipschitz(theta.detach()) if step is None else step
-        for _ in range(n_steps):
-            x = self.ll_prox(x - lam * self.ll_grad(theta, x), lam)
-        return x
+    def ll_unrolled(
+        self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
+    ) -> Tensor:
+        """n_steps of the lower solver's own iteration from x, keeping the autograd graph (unrolling, LISTA):
+        prox-gradient steps with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the constant
+        strongly-convex momentum), restarted at x, exactly as ``problems.lower.prox_gradient_solve`` runs
+        them. Each step is one counted ``ll_grad``; each step a backward pass goes through is counted in
+        ``ll_backward_iters`` when that backward pass really runs. ``momentum`` overrides the problem's
+        rule (e.g. "none": plain steps, whose K-step gradient is the truncated Neumann series; trbp)."""
+        lip = self.ll_lipschitz(theta.detach())
+        lam = 1.0 / lip if step is None else step
+        rule = self.ll_momentum if momentum is None else momentum
+        momentum = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
+        y = x_prev = x
+        for beta in itertools.islice(momentum, n_steps):
+            x_new = self.ll_prox(y - lam * self.ll_grad(theta, y), lam)
+            if x_new.requires_grad:
+                x_new.register_hook(self._count_backward_step)
+            y = x_new + beta * (x_new - x_prev) if beta else x_new
+            x_prev = x_new
+        return x_prev
+
+    def _count_backward_step(self, grad: Tensor) -> None:
+        """Tensor hook: autograd computed the gradient of one unrolled step's output (one backward step)."""
+        self.counters.ll_backward_iters += 1
 
     def adjoint_solve(
         self,
@@ -311,8 +378,10 @@ class BilevelProblem:
     # ------------------------------------------------------------------ reference API (uncounted)
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:
-        """Evaluation is never charged: counters are restored on exit and no budget is armed inside."""
+        """Evaluation is never charged: counters, and the per-θ caches (so that evaluation neither pays
+        for nor pre-pays a solver's set-up work), are restored on exit, and no budget is armed inside."""
         saved = self.counters.snapshot()
+        caches = {name: getattr(self, name, None) for name in self.per_theta_caches}
         saved_budget, self._budget = self._budget, None
         try:
             yield
@@ -320,42 +389,91 @@ class BilevelProblem:
             self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)
+            for name, value in caches.items():
+                setattr(self, name, value)
 
-    def solve_lower(self, theta: Tensor, tol: float, max_iters: int = 1_000_000) -> Tensor:
-        """x̂(θ) to certified accuracy tol from x0 (uncounted reference solve)."""
+    def reference_rtol(self, theta: Tensor) -> float:
+        """Relative accuracy of the reference API: max(REFERENCE_RTOL[dtype], RESOLUTION_FACTOR·u·L/μ),
+        u the dtype's unit roundoff: the target, unless the dtype cannot resolve it (module constants)."""
+        kappa = self.ll_lipschitz(theta) / self.ll_mu(theta)
+        return max(REFERENCE_RTOL[self.dtype], RESOLUTION_FACTOR * torch.finfo(self.dtype).eps * kappa)
+
+    def reference_tol(self, theta: Tensor) -> float:
+        """Default certified accuracy of :meth:`upper_objective`, :meth:`hypergradient`, :meth:`evaluate`:
+        ‖x − x̂(θ)‖ ≤ reference_rtol(θ)·s, s = ‖x₀ − ∇f(x₀)/L‖ (the scale of the lower iterates; 1 if 0)."""
         theta = self._as_tensor(theta)
+        with torch.no_grad(), self.uncounted():
+            lip = self.ll_lipschitz(theta)
+            scale = float(torch.linalg.vector_norm(self.x0 - self._ll_grad(theta, self.x0) / lip))
+            return self.reference_rtol(theta) * (scale if scale > 0 else 1.0)
+
+    def require_certificate(self, what: str) -> None:
+        """Raise at once when ``ll_mu`` is not a true strong-convexity bound: no distance can be certified.
+        (A true μ with a stopping test other than ‖∇h‖ ≤ μ·tol runs: deblur2d's "channel_mean" test
+        mean_c ‖∇_c h‖ ≤ μ·tol still bounds the distance by C^{3/2}·tol for C channels.)"""
+        if not self.mu_is_bound:
+            raise ValueError(
+                f"{self.name}: {what} needs a certified lower solve, but μ = {self.ll_mu(self.theta0):g} is "
+                "nominal, not a strong-convexity bound of h(·, θ), so ‖x − x̂(θ)‖ ≤ tol cannot be certified; "
+                "use an instance with a true bound (deblur2d / semiblind2d: zeta > 0 and mu ≤ zeta)"
+            )
+
+    def solve_lower(
+        self, theta: Tensor, tol: float | None = None, max_iters: int = REFERENCE_MAX_ITERS
+    ) -> Tensor:
+        """x̂(θ) to certified accuracy tol (default :meth:`reference_tol`) from x0 (uncounted reference)."""
+        self.require_certificate("solve_lower")
+        return self._reference_solve(self._as_tensor(theta), tol, max_iters)
+
+    def _reference_solve(self, theta: Tensor, tol: float | None, max_iters: int) -> Tensor:
+        """Uncounted lower solve from x0 until the stopping test ‖∇h‖/μ ≤ tol (no certificate check)."""
+        if tol is None:
+            tol = self.reference_tol(theta)
         with self.uncounted():
             res = self.ll_solve(theta, self.x0, tol, max_iters)
         if not res.converged:
+            why = "the iteration cap" if res.iters >= max_iters else "no progress (the stall rule)"
             raise RuntimeError(
-                f"{self.name}: lower solve did not reach certified accuracy {tol:g} in "
-                f"{max_iters} iterations (bound {res.dist_bound:.3g})"
+                f"{self.name}: lower solve stopped after {res.iters} iterations ({why}) at bound "
+                f"{res.dist_bound:.3g} > tol {tol:.3g} (default tol here, resolvable in {self.dtype}: "
+                f"{self.reference_tol(theta):.3g})"
             )
         return res.x
 
-    def upper_objective(self, theta: Tensor, tol: float = 1e-10) -> float:
-        """F(θ) with the lower level solved to certified accuracy tol."""
+    def upper_objective(self, theta: Tensor, tol: float | None = None) -> float:
+        """F(θ) with the lower level solved to certified accuracy tol (default :meth:`reference_tol`)."""
+        self.require_certificate("upper_objective")
         theta = self._as_tensor(theta)
-        x = self.solve_lower(theta, tol)
-        with torch.no_grad():
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
+        with torch.no_grad(), self.uncounted():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
-    def hypergradient(self, theta: Tensor, tol: float = 1e-10) -> Tensor:
-        """∇F(θ) with x̂ to accuracy tol and an (essentially) exact adjoint."""
+    def hypergradient(self, theta: Tensor, tol: float | None = None) -> Tensor:
+        """∇F(θ) with x̂ to accuracy tol (default :meth:`reference_tol`) and the adjoint H q = ∇_x g solved
+        by CG to ‖H q − ∇_x g‖ ≤ reference_rtol(θ)·‖∇_x g‖."""
+        self.require_certificate("hypergradient")
         theta = self._as_tensor(theta)
-        x = self.solve_lower(theta, tol)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
         with self.uncounted():
             rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
-            q, _ = self.adjoint_solve(theta, x, 1e-14 * max(rhs_norm, 1e-300), 100 * x.numel())
+            cg_tol = self.reference_rtol(theta) * max(rhs_norm, torch.finfo(self.dtype).tiny)
+            before = self.counters.cg_iters
+            q, residual = self.adjoint_solve(theta, x, cg_tol, 100 * x.numel())
+            if residual > cg_tol:
+                raise RuntimeError(
+                    f"{self.name}: CG on H q = ∇_x g stopped after {self.counters.cg_iters - before} "
+                    f"iterations at residual {residual:.3g} > {cg_tol:.3g}"
+                )
             return self.hypergradient_from(theta, x, q)
 
-    def evaluate(self, theta: Tensor, tol: float = 1e-8) -> dict[str, float]:
-        """Metrics of x̂(θ) solved to tol, plus the upper value F(θ)."""
+    def evaluate(self, theta: Tensor, tol: float | None = None) -> dict[str, float]:
+        """Metrics of x̂(θ) solved to tol (default :meth:`reference_tol`), plus the upper value F(θ)."""
+        self.require_certificate("evaluate")
         theta = self._as_tensor(theta)
-        x = self.solve_lower(theta, tol)
-        with torch.no_grad():
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
+        with torch.no_grad(), self.uncounted():
             out = {"upper_value": float(self.ul_g(theta, x) + self.ul_reg(theta))}
-        out.update(self.metrics(theta, x))
+            out.update(self.metrics(theta, x))
         return out
 
     def _as_tensor(self, theta: Tensor) -> Tensor:

@@ -102,6 +102,7 @@ class Deblur2D(BilevelProblem):
     metric_names = ("psnr", "ssim")
     ul_convex_in_x = True
     ll_momentum = "fista"  # per instance: "strongly_convex" when μ = ζ > 0 is a true bound
+    per_theta_caches = ("_setup_cache", "_lip_cache")
 
     def __init__(
         self,
@@ -213,6 +214,7 @@ class Deblur2D(BilevelProblem):
         )
         self._step0 = step0
         self.certified = zeta > 0 and mu <= zeta and r["ll_stop"] == "norm"  # ‖∇h‖/μ a true bound?
+        self.mu_is_bound = zeta > 0 and mu <= zeta  # the reference API's condition (problems/base.py)
         self.ll_momentum = "strongly_convex" if self.certified else "fista"
         self.shape = size
         self.tv = SmoothedTV(gamma, double_count=bool(r["tv_double_count"]))
@@ -244,6 +246,7 @@ class Deblur2D(BilevelProblem):
         for c in self._setup_cache:  # a few recent kernels: MAID returns to θ after rejected trials
             if c.key is theta and c.version == theta._version and c.graph == graph:
                 return c
+        self.counters.setup_evals += 1  # kernel FFT and −K_bᵀy (docs/cost_model.md)
         op = Conv2D(theta, self.shape, self.boundary)
         setup = _Setup(theta, theta._version, graph, op, -op.adjoint(self.y))
         self._setup_cache = [setup, *self._setup_cache[: SETUP_CACHE_SIZE - 1]]
@@ -266,6 +269,7 @@ class Deblur2D(BilevelProblem):
             near = c[1] + (theta.shape[-1] // 2 + 1) * float((theta - c[0]).abs().sum((-2, -1)).max())
             if near <= (1.0 + LIP_REUSE_SLACK) * c[1]:
                 return near**2
+        self.counters.lipschitz_evals += 1  # power iterations of K_|b|ᵀK_|b| (docs/cost_model.md)
         setup = next((s for s in self._setup_cache if s.key is theta), None)
         op = setup.op if setup is not None else Conv2D(theta, self.shape, self.boundary)
         if c is not None and c[2] is not None and c[2].shape[-2:] == op.shape:
@@ -445,7 +449,7 @@ class Deblur2D(BilevelProblem):
         if (tol is None) == (n_iters is None):
             raise ValueError("tv_baseline needs exactly one of tol, n_iters")
         if tol is not None:
-            return self.solve_lower(self.theta0, tol, max_iters)
+            return self._reference_solve(self.theta0, tol, max_iters)  # also when μ is only nominal
         if n_iters < 1:
             raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
         with self.uncounted():

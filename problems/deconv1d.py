@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import BilevelProblem, Counters
 
 
 def gaussian_blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -31,6 +31,13 @@ def piecewise_constant_truth(t: Tensor) -> Tensor:
     return sum(h * (t > t0).to(t.dtype) for t0, h in jumps)
 
 
+def normal_matrix(theta: Tensor, a2: float) -> Tensor:
+    """BᵀB + a₂I, the Hessian of f (the per-θ set-up of deconv1d: one n×n×n matmul)."""
+    hess = theta.T @ theta
+    hess.diagonal().add_(a2)
+    return hess
+
+
 def schur_norm_sq(mat: Tensor) -> float:
     """Upper bound ‖M‖₂² ≤ ‖M‖₁‖M‖_∞ (Schur test); tight for near-Toeplitz blur matrices."""
     return float(mat.abs().sum(0).max() * mat.abs().sum(1).max())
@@ -43,7 +50,14 @@ class _UnrolledISTA(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, hess: Tensor, c: Tensor, x: Tensor, lam: float, threshold: float, n_steps: int
+        ctx,
+        hess: Tensor,
+        c: Tensor,
+        x: Tensor,
+        lam: float,
+        threshold: float,
+        n_steps: int,
+        counters: Counters,
     ) -> Tensor:
         xs, masks = [], []
         for _ in range(n_steps):
@@ -53,12 +67,14 @@ class _UnrolledISTA(torch.autograd.Function):
             x = torch.nn.functional.softshrink(v, threshold)
         ctx.save_for_backward(hess, torch.stack(xs), torch.stack(masks))
         ctx.lam = lam
+        ctx.counters = counters
         return x
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hess, xs, masks = ctx.saved_tensors
         lam = ctx.lam
+        ctx.counters.ll_backward_iters += xs.shape[0]  # this backward pass goes through every step
         us = torch.empty_like(xs)
         g = grad_out
         for k in range(xs.shape[0] - 1, -1, -1):
@@ -67,12 +83,13 @@ class _UnrolledISTA(torch.autograd.Function):
             g = u - lam * torch.mv(hess.T, u)  # gradient w.r.t. x_k
         grad_hess = -lam * (us.T @ xs)
         grad_c = -lam * us.sum(0)
-        return grad_hess, grad_c, g, None, None, None
+        return grad_hess, grad_c, g, None, None, None, None
 
 
 @dataclass
 class _Setup:
-    """Per-θ quantities, computed once per B (one matmul) so an ISTA step is one matvec."""
+    """Per-θ quantities, computed once per B (one matmul; counted in ``setup_evals``) so an ISTA step is
+    one matvec."""
 
     key: Tensor
     version: int
@@ -86,6 +103,7 @@ class Deconv1D(BilevelProblem):
     metric_names = ("rel_error", "l1_error")
     ll_momentum = "none"  # ISTA, as in the paper
     report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (SPEC §5)
+    per_theta_caches = ("_setup_cache",)
 
     def __init__(
         self,
@@ -148,8 +166,8 @@ class Deconv1D(BilevelProblem):
         c = self._setup_cache
         if c is not None and c.key is theta and c.version == theta._version:
             return c
-        hess = theta.T @ theta
-        hess.diagonal().add_(self.a2)
+        self.counters.setup_evals += 1  # one n×n×n matmul: ≈ 72 ISTA steps at n = 200 (docs/cost_model.md)
+        hess = normal_matrix(theta, self.a2)
         lip = schur_norm_sq(theta.detach()) + self.a2
         self._setup_cache = _Setup(theta, theta._version, hess, -(theta.T @ self.y), lip)
         return self._setup_cache
@@ -164,11 +182,15 @@ class Deconv1D(BilevelProblem):
     def ll_lipschitz(self, theta: Tensor) -> float:
         return self._setup(theta).lip
 
-    def ll_unrolled(self, theta: Tensor, x: Tensor, n_steps: int, step: float | None) -> Tensor:
+    def ll_unrolled(
+        self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
+    ) -> Tensor:
+        if momentum not in (None, "none"):
+            raise ValueError(f"deconv1d unrolls ISTA steps only (momentum 'none'), got {momentum!r}")
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
         self._count_ll_iters(n_steps)  # each unrolled step is one lower-level gradient step
-        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps)
+        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self.counters)
 
     def ll_mu(self, theta: Tensor) -> float:
         return self.a2

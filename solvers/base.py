@@ -31,7 +31,8 @@ class SolverState:
     eps_floor: float = math.nan  # the dtype's lower-level accuracy floor (problems/lower.py) in force
     backtracks: int = 0  # line-search trials rejected this iteration
     accepted: bool = True
-    converged: bool = False  # the solver's own stopping rule fired
+    converged: bool = False  # the solver's own stopping rule fired (the run stops)
+    stalled: bool = False  # ...but without certified progress: the harness records "stalled", not "converged"
 
 
 class Solver(Protocol):

@@ -1,9 +1,12 @@
 """`lista` — unrolled differentiation (Arndt 2022, Algorithm 2; Gregor & LeCun; SPEC §3.3).
 
-Every upper iteration backpropagates g(x_K(θ), θ) + r(θ) through K prox-gradient steps that start
+Every upper iteration backpropagates g(x_K(θ), θ) + r(θ) through K lower-level iterations that start
 from the previous output ("recursive" network), takes a gradient step on θ, and runs the K steps
-again at the new θ (graph kept) to give the next value. The gradient is the truncated Neumann series
-of the implicit one, hence biased; the bias shrinks with K.
+again at the new θ (graph kept) to give the next value. The K steps are the problem's own lower
+iteration, the one MAID and IFT solve with (``problem.ll_unrolled``): ISTA on deconv1d (hand-written
+backward), FISTA or the strongly-convex momentum on the 2D problems, restarted at each forward pass.
+The gradient is the truncated Neumann series of the implicit one, hence biased; the bias shrinks with K.
+Cost: K counted steps forward (``ll_iters``) and K backward (``ll_backward_iters``) per upper iteration.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ H q = ∇_x g(x̃) to ‖residual‖ ≤ δ, z = ∂_θ g − Jᵀq + ∇r. A tr
 whose left side bounds F(θ') − F(θ) from above (paper Lemma 1), so every accepted step certifiably
 decreases F. On acceptance α ← ρ̄ρ^iα, ε ← ν̄ε, δ ← ν̄δ; after max_backtracks failures ε ← νε, δ ← νδ
 and the hypergradient is recomputed.
+
+Stopping rule: ε < tol. It certifies approximate stationarity only if the run made progress and the last
+hypergradient's lower solve delivered the accuracy asked for; then the state is ``converged``. Otherwise
+(no step ever accepted, or the lower solve stopped above its ε at a cap or at the dtype's floor, e.g.
+float32) the run ends ``stalled``: ε fell below tol because no step could be certified, not because θ is
+known to be stationary.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class MAIDState(SolverState):
     base_step: float = 0.0  # α of Algorithm 2
     ul_grad: Tensor | None = None  # ∇_x g at (theta, x), when known (not recomputed next update)
     tangent: Tensor | None = None  # last w = −(dx̂/dθ)·z/‖z‖, the tangent CG's warm start
+    progressed: bool = False  # a step has been accepted (certified decrease of F) in this run
 
 
 @dataclass(frozen=True)
@@ -129,12 +136,14 @@ class MAID:
         rejected = 0
         z_norm = value = float("nan")
         floor, w = state.eps_floor, state.tangent
+        reached = True  # the last hypergradient's lower solve delivered the ε asked for
         for _ in range(self.max_accuracy_retries):
             # Inexact hypergradient (Algorithm 1) at the current accuracy.
             res = problem.ll_solve(theta, x, eps, self.ll_max_iters, self.ll_step)
             if res.x is not x:
                 known = None
             x, floor = res.x, res.eps_floor
+            reached = res.dist_bound <= eps
             e = max(eps, res.dist_bound)  # certified radius actually achieved
             value, grad, slack1, slack2 = self._value_grad_and_slack(problem, theta, x, e, known)
             known = (value, grad)
@@ -163,6 +172,7 @@ class MAID:
                 )
                 upper = value_new + slack1_new + slack2_new  # upper bound of F(θ')
                 if upper - lower <= bound:
+                    reached = reached and res_new.dist_bound <= eps
                     eps, delta = self.nu_bar * eps, self.nu_bar * delta
                     return replace(
                         state,
@@ -180,7 +190,9 @@ class MAID:
                         backtracks=rejected + i,
                         accepted=True,
                         converged=eps < self.tol,
+                        stalled=eps < self.tol and not reached,
                         base_step=self.rho_bar * trial_step,
+                        progressed=True,
                     )
             rejected += self.max_backtracks
             eps, delta = self.nu * eps, self.nu * delta  # ask for more accuracy, recompute z
@@ -201,4 +213,5 @@ class MAID:
             backtracks=rejected,
             accepted=False,
             converged=eps < self.tol,
+            stalled=eps < self.tol and not (state.progressed and reached),
         )

@@ -52,7 +52,8 @@ class TRBP:
         x = problem.ll_solve(theta, x, self.eps, self.ll_max_iters, self.ll_step).x
         leaf = theta.detach().requires_grad_(True)
         with torch.enable_grad():
-            x_k = problem.ll_unrolled(leaf, x.detach(), self.n_unroll, self.ll_step)
+            # plain prox-gradient steps: their K-step gradient is the truncated Neumann series
+            x_k = problem.ll_unrolled(leaf, x.detach(), self.n_unroll, self.ll_step, momentum="none")
             objective = problem.upper_value_graph(leaf, x_k)  # counted: an upper-level evaluation
             (grad,) = torch.autograd.grad(objective, leaf)
         return grad, x_k.detach(), float(objective.detach())

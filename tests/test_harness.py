@@ -61,12 +61,12 @@ class _CallCounter:
                 self.ll += 1
             return orig_grad(theta, x)
 
-        def ll_unrolled(theta, x, n_steps, step):
+        def ll_unrolled(theta, x, n_steps, step, **kwargs):
             self.ll += n_steps
             self.inner_ll.append(0)
             self._unrolling = True
             try:
-                return orig_unrolled(theta, x, n_steps, step)
+                return orig_unrolled(theta, x, n_steps, step, **kwargs)
             finally:
                 self._unrolling = False
 
@@ -299,7 +299,7 @@ def test_maid_never_accepts_an_uncertified_step():
     """With an absurd initial step every line search fails: θ must stay put, without an exception."""
     p = problems.make_problem("deconv1d")
     result = bench.run(solvers.make_solver("maid", step0=1e300), p, max_iters=5)
-    assert result.status in ("converged", "budget"), result.message
+    assert result.status in ("stalled", "budget"), result.message  # never "converged" without progress
     assert torch.equal(result.theta, p.theta0)
     assert not result.trace.accepted.iloc[1:].any() and (result.trace.step_size == 0.0).all()
 

@@ -191,7 +191,7 @@ def test_adjoint_solve_counts_hvps():
     p = problems.make_problem("tikhonov_adp")
     theta = p.theta0
     x = p.solve_lower(theta, 1e-10)
-    assert p.counters.snapshot() == {"ll_iters": 0, "cg_iters": 0, "ul_evals": 0}  # reference = uncounted
+    assert not any(p.counters.snapshot().values())  # reference = uncounted
     q, res = p.adjoint_solve(theta, x, 1e-9, 500)
     assert res <= 1e-9 and p.counters.cg_iters > 0
     hq = BilevelProblem._hvp(p, theta, x, q)
@@ -206,7 +206,7 @@ def test_reference_api_is_uncounted(name):
     value = p.upper_objective(theta, 1e-10)
     grad = p.hypergradient(theta, 1e-10)
     out = p.evaluate(theta, 1e-10)
-    assert p.counters.snapshot() == {"ll_iters": 0, "cg_iters": 0, "ul_evals": 0}
+    assert not any(p.counters.snapshot().values())
     assert set(out) == {"upper_value", *p.metric_names}
     assert out["upper_value"] == pytest.approx(value, rel=1e-9)
     assert grad.shape == theta.shape
