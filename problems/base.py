@@ -316,7 +316,7 @@ class BilevelProblem:
         ``"none"`` (plain CG, the paper's) or a kind of :meth:`adjoint_preconditioner` (same residual
         test, usually fewer steps; each step also applies M⁻¹, uncounted)."""
         with torch.no_grad():
-            grad = self._ul_grad_x(theta, x) if ul_grad is None else ul_grad
+            grad = self.ul_grad_x(theta, x) if ul_grad is None else ul_grad  # counted
             rhs = self._mask(grad, theta, x)
             if q0 is not None:
                 q0 = self._mask(q0, theta, x)

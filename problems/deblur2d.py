@@ -347,6 +347,7 @@ class Deblur2D(BilevelProblem):
     def _ll_grad_jvp_theta(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """J v = ∂_b[K_bᵀ(K_b x − y)]·v = K_vᵀ(K_b x − y) + K_bᵀK_v x (one shared rfft2 of x)."""
         op = self._setup(theta).op
+        self.counters.setup_evals += 1  # the direction's kernel FFT: a set-up's work (docs/cost_model.md)
         op_v = Conv2D(v, self.shape, self.boundary)
         xhat = op.fft_input(x)
         return op_v.adjoint(op.forward_from_fft(xhat) - self.y) + op.adjoint(op_v.forward_from_fft(xhat))
