@@ -425,14 +425,26 @@ class BilevelProblem:
         self.require_certificate("solve_lower")
         return self._reference_solve(self._as_tensor(theta), tol, max_iters)
 
-    def _reference_solve(self, theta: Tensor, tol: float | None, max_iters: int) -> Tensor:
-        """Uncounted lower solve from x0 until the stopping test ‖∇h‖/μ ≤ tol (no certificate check)."""
+    def _reference_solve(
+        self, theta: Tensor, tol: float | None, max_iters: int, *, below_floor: bool = False
+    ) -> Tensor:
+        """Uncounted lower solve from x0 until the stopping test ‖∇h‖/μ ≤ tol (no certificate check).
+
+        A tol below the dtype's accuracy floor (``LowerResult.eps_floor``) is clipped by the lower solver;
+        the reference API then raises, since the result would not have the accuracy asked for, unless
+        ``below_floor`` (baselines that accept the floor-accurate point, e.g. the TV baseline in float32)."""
         if tol is None:
             tol = self.reference_tol(theta)
         with self.uncounted():
             res = self.ll_solve(theta, self.x0, tol, max_iters)
-        if not res.converged:
-            why = "the iteration cap" if res.iters >= max_iters else "no progress (the stall rule)"
+        floor_hit = res.dist_bound > tol and not below_floor
+        if not res.converged or floor_hit:
+            if res.converged:
+                why = f"the accuracy floor {res.eps_floor:.3g} that {self.dtype} resolves here"
+            elif res.iters >= max_iters:
+                why = "the iteration cap"
+            else:
+                why = "no progress (the stall rule)"
             raise RuntimeError(
                 f"{self.name}: lower solve stopped after {res.iters} iterations ({why}) at bound "
                 f"{res.dist_bound:.3g} > tol {tol:.3g} (default tol here, resolvable in {self.dtype}: "

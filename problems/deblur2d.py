@@ -450,7 +450,9 @@ class Deblur2D(BilevelProblem):
         if (tol is None) == (n_iters is None):
             raise ValueError("tv_baseline needs exactly one of tol, n_iters")
         if tol is not None:
-            return self._reference_solve(self.theta0, tol, max_iters)  # also when μ is only nominal
+            return self._reference_solve(
+                self.theta0, tol, max_iters, below_floor=True
+            )  # also when μ is nominal
         if n_iters < 1:
             raise ValueError(f"n_iters must be ≥ 1, got {n_iters}")
         with self.uncounted():
