@@ -28,8 +28,14 @@ def test_maid_without_an_accepted_step_ends_stalled(dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_maid_converges_only_after_accepted_steps(dtype):
     res = bench.run("maid", "deconv1d", dtype=dtype)
-    assert res.status == "converged", res.message
     assert res.trace.accepted.iloc[1:].sum() >= 10 and res.trace.eps.iloc[-1] < 1e-6
+    if dtype == "float64":
+        assert res.status == "converged", res.message
+    else:
+        # ε < tol = 1e-6 lies below float32's accuracy floor here: the last solves cannot deliver the ε
+        # asked for, so the stopping rule fires without certified accuracy — ``stalled``, never converged
+        assert res.trace.eps_floor.iloc[-1] > res.trace.eps.iloc[-1]
+        assert res.status == "stalled", res.message
 
 
 def test_maid_stalls_when_the_lower_solve_cannot_reach_its_accuracy():
@@ -41,7 +47,8 @@ def test_maid_stalls_when_the_lower_solve_cannot_reach_its_accuracy():
     for _ in range(3):
         state = maid.update(p, state)
     assert state.progressed and not state.converged
-    capped = dataclasses.replace(maid, ll_max_iters=1, tol=state.eps / 3)
+    # tangent warm start off: its first-order start can already meet ε in one step
+    capped = dataclasses.replace(maid, ll_max_iters=1, tol=state.eps / 3, tangent_share=None)
     end = capped.update(p, state)
     assert not end.accepted and end.eps < capped.tol
     assert end.converged and end.stalled
