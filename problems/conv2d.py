@@ -102,29 +102,39 @@ def pad(x: Tensor, r: int, boundary: str) -> Tensor:
 
 
 def pad_adjoint(w: Tensor, r: int, boundary: str, shape: tuple[int, int]) -> Tensor:
-    """Pᵀ: (C, ≥H+2r, ≥W+2r) → (C, H, W); the padded border is added back onto the pixels it copied."""
+    """Pᵀ: (C, ≥H+2r, ≥W+2r) → (C, H, W); the padded border is added back onto the pixels it copied
+    (one copy of the centre, then in-place adds of the four edge strips and four corners)."""
     h, wd = shape
     if boundary == "periodic" or r == 0:
         return w[..., :h, :wd]
     if boundary == "zero":
         return w[..., r : r + h, r : r + wd]
-    # along W, then along H; clones so that the result is a fresh tensor (autograd-safe in-place adds)
-    t = w[..., : h + 2 * r, r : r + wd].clone()
-    left, right = w[..., : h + 2 * r, :r], w[..., : h + 2 * r, r + wd : wd + 2 * r]
-    if boundary == "replicate":
-        t[..., 0] += left.sum(-1)
-        t[..., -1] += right.sum(-1)
-    else:  # reflect: x_pad[r − m] = x[m], x_pad[r + W − 1 + m] = x[W − 1 − m], m = 1..r
-        t[..., 1 : r + 1] += left.flip(-1)
-        t[..., wd - 1 - r : wd - 1] += right.flip(-1)
-    out = t[..., r : r + h, :].clone()
-    top, bottom = t[..., :r, :], t[..., r + h :, :]
+    out = w[..., r : r + h, r : r + wd].clone()  # a fresh tensor: autograd-safe in-place adds
+    top, bottom = w[..., :r, r : r + wd], w[..., r + h : h + 2 * r, r : r + wd]
+    left, right = w[..., r : r + h, :r], w[..., r : r + h, r + wd : wd + 2 * r]
+    corners = (  # (corner block, output rows, output columns)
+        (w[..., :r, :r], 0, 0),
+        (w[..., :r, r + wd : wd + 2 * r], 0, -1),
+        (w[..., r + h : h + 2 * r, :r], -1, 0),
+        (w[..., r + h : h + 2 * r, r + wd : wd + 2 * r], -1, -1),
+    )
     if boundary == "replicate":
         out[..., 0, :] += top.sum(-2)
         out[..., -1, :] += bottom.sum(-2)
-    else:
-        out[..., 1 : r + 1, :] += top.flip(-2)
-        out[..., h - 1 - r : h - 1, :] += bottom.flip(-2)
+        out[..., :, 0] += left.sum(-1)
+        out[..., :, -1] += right.sum(-1)
+        for block, i, j in corners:
+            out[..., i, j] += block.sum((-2, -1))
+        return out
+    # reflect: x_pad[r − m] = x[m], x_pad[r + H − 1 + m] = x[H − 1 − m], m = 1..r (each axis)
+    lo_h, hi_h = slice(1, r + 1), slice(h - 1 - r, h - 1)
+    lo_w, hi_w = slice(1, r + 1), slice(wd - 1 - r, wd - 1)
+    out[..., lo_h, :] += top.flip(-2)
+    out[..., hi_h, :] += bottom.flip(-2)
+    out[..., :, lo_w] += left.flip(-1)
+    out[..., :, hi_w] += right.flip(-1)
+    for block, i, j in corners:
+        out[..., lo_h if i == 0 else hi_h, lo_w if j == 0 else hi_w] += block.flip(-2, -1)
     return out
 
 
@@ -149,8 +159,14 @@ class Conv2D:
         self.fft_shape = fft_grid(self.shape, k, boundary)
         self.khat = kernel_fft(kernel, self.fft_shape, boundary)
         self.khat_conj = torch.conj_physical(self.khat)
-        # |B̂|²: KᵀK of the periodic operator is the multiplier |B̂|² (one FFT pair per normal product)
-        self.khat_abs2 = self.khat.real**2 + self.khat.imag**2 if boundary == "periodic" else None
+        # |B̂|²: C_bᵀC_b on the FFT grid; KᵀK of the periodic operator (one FFT pair per normal product),
+        # and the main part of KᵀK for the padded boundaries (``_normal_padded``)
+        self.khat_abs2 = self.khat.real**2 + self.khat.imag**2
+        h, w = self.shape
+        # the band correction needs the four frame strips to be disjoint (k = 1: there is no band)
+        self._fused = boundary != "periodic" and 0 < self.r and 2 * self.r < min(h, w)
+        if self._fused:
+            self._band_index = _band_indices(self.shape, self.r, self.fft_shape, kernel.device)
 
     # -- the maps
     def fft_input(self, x: Tensor) -> Tensor:
@@ -170,10 +186,48 @@ class Conv2D:
         return pad_adjoint(w, self.r, self.boundary, self.shape)
 
     def normal(self, x: Tensor) -> Tensor:
-        """KᵀK x (periodic: one rfft2/irfft2 pair with |B̂|²)."""
-        if self.khat_abs2 is not None:
+        """KᵀK x in one rfft2/irfft2 pair with |B̂|² (periodic: exactly; padded boundaries: plus the
+        band correction of ``_normal_padded``)."""
+        if self.boundary == "periodic":
             return torch.fft.irfft2(self.khat_abs2 * torch.fft.rfft2(x), s=self.shape)
+        if self._fused:
+            return self._normal_padded(x)
         return self.adjoint(self.forward(x))
+
+    def _normal_padded(self, x: Tensor) -> Tensor:
+        """KᵀK = Pᵀ C_bᵀ EᵀE C_b P = Pᵀ [C_bᵀC_b − C_bᵀ(I − EᵀE)C_b] P, u = P x on the FFT grid.
+
+        C_bᵀC_b u is one FFT pair with |B̂|² (instead of the two pairs of ``adjoint(forward(x))``).
+        I − EᵀE keeps the band Ω outside the H×W crop, so the correction z = 1_Ω·C_b u needs C_b u only on
+        Ω (rows H..N₁−1, and columns W..N₂−1 of rows 0..H−1), and C_bᵀz only where Pᵀ reads it, on
+        (H+2r)×(W+2r), where it vanishes except on the frame rows 0..2r−1, H..H+2r−1 and columns
+        0..2r−1, W..W+2r−1 (elsewhere every tap lands inside the crop, where z = 0). Both are direct k×k
+        correlations of thin windows gathered with circular indices (C_b is circular on the grid):
+        O((H + W)·r·k²) work against the O(HW log HW) of the FFT pair saved.
+        """
+        h, w = self.shape
+        r, (n1, n2) = self.r, self.fft_shape
+        ix = self._band_index
+        u = _pad_to_grid(x, r, self.boundary, (n1, n2))
+        uhat = torch.fft.rfft2(u)
+        if torch.is_grad_enabled() and (uhat.requires_grad or self.khat_abs2.requires_grad):
+            uhat = self.khat_abs2 * uhat
+        else:  # in place on the fresh spectrum: no complex copy of the real multiplier
+            torch.view_as_real(uhat).mul_(self.khat_abs2[..., None])
+        full = torch.fft.irfft2(uhat, s=(n1, n2))
+        kern = self.kernel[:, None]
+        z = u.new_zeros(u.shape)  # 1_Ω · C_b u
+        z[..., h:, :] = _correlate(u, kern, ix["bottom_rows"], ix["all_cols"])
+        z[..., :h, w:] = _correlate(u, kern, ix["crop_rows"], ix["right_cols"])
+        flipped = kern.flip(-2, -1)  # C_bᵀ: the correlation with the flipped kernel, taps reaching back
+        main = full[..., : h + 2 * r, : w + 2 * r]
+        if torch.is_grad_enabled() and (main.requires_grad or z.requires_grad):
+            main = main.clone()  # the in-place subtractions below on a fresh tensor autograd can track
+        main[..., : 2 * r, :] -= _correlate(z, flipped, ix["top_back"], ix["frame_cols_back"])
+        main[..., h : h + 2 * r, :] -= _correlate(z, flipped, ix["bottom_back"], ix["frame_cols_back"])
+        main[..., 2 * r : h, : 2 * r] -= _correlate(z, flipped, ix["middle_back"], ix["left_back"])
+        main[..., 2 * r : h, w : w + 2 * r] -= _correlate(z, flipped, ix["middle_back"], ix["right_back"])
+        return pad_adjoint(main, r, self.boundary, self.shape)
 
     def kernel_grad(self, u: Tensor, v: Tensor, uhat: Tensor | None = None) -> Tensor:
         """∂_b⟨K_b u, v⟩ (C, k, k); ``uhat`` = ``fft_input(u)`` if already at hand."""
@@ -219,7 +273,7 @@ class Conv2D:
                 w = w0.to(dtype=torch.float64, device=absk.device)
             best = math.inf
             for _ in range(max(1, iters)):
-                mw = op.adjoint(op.forward(w))
+                mw = op.normal(w)
                 best = min(best, float((mw / w).max()))
                 top = float(mw.max())
                 if top <= 0.0:  # b = 0
@@ -227,6 +281,58 @@ class Conv2D:
                 w = mw.div_(top).add_(1e-12)  # stays positive: the bound holds for any w > 0
             # (1 + 1e-9): head-room for the rounding of the FFTs
             return math.sqrt(best * (1.0 + 1e-9)), w
+
+
+def _band_indices(
+    shape: tuple[int, int], r: int, fft_shape: tuple[int, int], device: torch.device
+) -> dict[str, Tensor]:
+    """Circular row / column indices of the windows ``Conv2D._normal_padded`` correlates (a window for
+    n outputs holds n + 2r entries; "_back" windows start 2r earlier, for the flipped kernel)."""
+    h, w = shape
+    n1, n2 = fft_shape
+
+    def rows(start: int, n: int) -> Tensor:
+        return (start + torch.arange(n + 2 * r, device=device)) % n1
+
+    def cols(start: int, n: int) -> Tensor:
+        return (start + torch.arange(n + 2 * r, device=device)) % n2
+
+    return {
+        "bottom_rows": rows(h, n1 - h),
+        "all_cols": cols(0, n2),
+        "crop_rows": rows(0, h),
+        "right_cols": cols(w, n2 - w),
+        "top_back": rows(-2 * r, 2 * r),
+        "bottom_back": rows(h - 2 * r, 2 * r),
+        "middle_back": rows(0, h - 2 * r),
+        "frame_cols_back": cols(-2 * r, w + 2 * r),
+        "left_back": cols(-2 * r, 2 * r),
+        "right_back": cols(w - 2 * r, 2 * r),
+    }
+
+
+def _pad_to_grid(x: Tensor, r: int, boundary: str, fft_shape: tuple[int, int]) -> Tensor:
+    """P x zero-extended to the FFT grid (C, N₁, N₂)."""
+    h, w = x.shape[-2:]
+    extra = (0, fft_shape[1] - w - 2 * r, 0, fft_shape[0] - h - 2 * r)
+    if boundary == "zero":
+        return F.pad(x, (r, r + extra[1], r, r + extra[3]))
+    if boundary == "replicate":  # one pass: replicate all the way, then clear the strips past P x
+        u = F.pad(x, (r, r + extra[1], r, r + extra[3]), mode="replicate")
+        u[..., h + 2 * r :, :] = 0.0
+        u[..., : h + 2 * r, w + 2 * r :] = 0.0
+        return u
+    return F.pad(pad(x, r, boundary), extra)
+
+
+def _correlate(u: Tensor, kern: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Valid k×k cross-correlation of the window u[..., rows, cols]: (C, n + 2r, m + 2r) → (C, n, m)."""
+    # gather along the shorter index first: the intermediate copy is then a thin strip
+    if rows.numel() <= cols.numel():
+        window = u.index_select(-2, rows).index_select(-1, cols)
+    else:
+        window = u.index_select(-1, cols).index_select(-2, rows)
+    return F.conv2d(window[None], kern, groups=u.shape[0])[0]
 
 
 def fft_grid(shape: tuple[int, int], k: int, boundary: str) -> tuple[int, int]:

@@ -67,6 +67,7 @@ class SmoothedTV:
         self.gamma = float(gamma)
         self.gamma2 = float(gamma) ** 2
         self.double_count = bool(double_count)
+        self._hvp_cache: tuple[Tensor, int, tuple[Tensor, Tensor]] | None = None
 
     @property
     def lipschitz(self) -> float:
@@ -126,24 +127,40 @@ class SmoothedTV:
         return out.index_add(-1, last_w, _diff_t(weight(col, vcol), -1).unsqueeze(-1))
 
     def hvp(self, x: Tensor, v: Tensor) -> Tensor:
-        """∇²TV_γ(x) v = Σ_i D_iᵀ(φ''(D_i x)·D_i v), φ'' = γ²/(d² + γ²)^{3/2}."""
-        d1, d2 = _diffs(x)
+        """∇²TV_γ(x) v = Σ_i D_iᵀ(φ''(D_i x)·D_i v), φ'' = γ²/(d² + γ²)^{3/2}.
+
+        The weights φ''(D_i x) depend on x only: CG calls this many times at one x, so they are kept
+        for the last x seen (same tensor, unmodified) when autograd does not record."""
         e1, e2 = _diffs(v)
         out = x.new_zeros(x.shape)
-        for d, e, lo, hi in (
-            (d1, e1, (..., slice(None, -1), slice(None)), (..., slice(1, None), slice(None))),
-            (d2, e2, (..., slice(None), slice(None, -1)), (..., slice(None), slice(1, None))),
+        if _needs_graph(x, v):
+            d1, d2 = _diffs(x)
+            weights = tuple(self.gamma2 * torch.rsqrt(d * d + self.gamma2) ** 3 for d in (d1, d2))
+        else:
+            weights = self._curvature_weights(x)
+        for w, e, lo, hi in (
+            (weights[0], e1, (..., slice(None, -1), slice(None)), (..., slice(1, None), slice(None))),
+            (weights[1], e2, (..., slice(None), slice(None, -1)), (..., slice(None), slice(1, None))),
         ):
-            if _needs_graph(d, e):
-                p = self.gamma2 * torch.rsqrt(d * d + self.gamma2) ** 3 * e
-            else:
-                s = torch_addcmul_rsqrt(d, self.gamma2)  # (d² + γ²)^{-1/2}
-                p = s.mul_(s * s).mul_(e).mul_(self.gamma2)  # γ² s³ · D v
+            p = w * e if _needs_graph(w, e) else e.mul_(w)  # e is a fresh difference: in place
             out[lo].sub_(p)
             out[hi].add_(p)
         if self.double_count:
             out = out + self._edge_term(x, v, self._edge_hvp)
         return out
+
+    def _curvature_weights(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(φ''(D₁x), φ''(D₂x)), cached for the last x (identity and version: an in-place change of x
+        invalidates it)."""
+        c = self._hvp_cache
+        if c is not None and c[0] is x and c[1] == x._version:
+            return c[2]
+        weights = []
+        for d in _diffs(x):
+            s = torch_addcmul_rsqrt(d, self.gamma2)  # (d² + γ²)^{-1/2}
+            weights.append(s.mul_(s * s).mul_(self.gamma2))  # γ² s³
+        self._hvp_cache = (x, x._version, tuple(weights))
+        return self._hvp_cache[2]
 
 
 def _edge_diffs(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -170,6 +170,40 @@ def test_tv_value_grad_hvp() -> None:
     assert float((z * tv.hvp(0.01 * x, z)).sum()) <= tv.lipschitz
 
 
+def test_tv_hvp_curvature_cache_follows_x() -> None:
+    """The cached weights φ''(D x) are reused only for the same, unmodified x."""
+    tv = SmoothedTV(0.05)
+    x, v = _rand(3, 9, 8, seed=21), _rand(3, 9, 8, seed=22)
+    first = tv.hvp(x, v)
+    assert torch.equal(tv.hvp(x, v), first)  # from the cache
+    x.mul_(3.0)  # in place: the version changes
+    fresh = SmoothedTV(0.05).hvp(x, v)
+    assert torch.equal(tv.hvp(x, v), fresh) and not torch.allclose(fresh, first)
+    assert torch.equal(tv.hvp(x.clone(), v), fresh)  # another tensor with the same values
+
+
+@pytest.mark.parametrize("boundary", ["replicate", "reflect", "zero"])
+@pytest.mark.parametrize("shape", [(16, 16), (11, 7), (5, 9), (4, 30)])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_fused_normal_equals_adjoint_of_forward(boundary: str, shape: tuple[int, int], k: int) -> None:
+    """KᵀK in one FFT pair plus the band correction = Kᵀ(K x), values and both autograd gradients;
+    shapes with 2r ≥ min(H, W) take the two-pair path."""
+    if boundary == "reflect" and min(shape) <= k // 2:
+        pytest.skip("reflect needs H, W > r")
+    b = _rand(3, k, k, seed=23).requires_grad_(True)
+    x, v = _rand(3, *shape, seed=24).requires_grad_(True), _rand(3, *shape, seed=25)
+    op = Conv2D(b, shape, boundary)
+    assert op._fused == (2 * (k // 2) < min(shape))
+    fused, reference = op.normal(x), op.adjoint(op.forward(x))
+    assert (fused - reference).abs().max() <= 1e-12 * max(1.0, float(reference.detach().abs().max()))
+    g_fused = torch.autograd.grad((fused * v).sum(), (b, x), retain_graph=True)  # op.khat is shared
+    g_ref = torch.autograd.grad((reference * v).sum(), (b, x))
+    for a, c in zip(g_fused, g_ref, strict=True):
+        assert (a - c).abs().max() <= 1e-11 * max(1.0, float(c.detach().abs().max()))
+    with torch.no_grad():  # the in-place path
+        assert (op.normal(x) - reference).abs().max() <= 1e-12 * max(1.0, float(reference.detach().abs().max()))
+
+
 def test_h1_penalty() -> None:
     ref, b = motion_kernel(), motion_kernel() + 0.1 * _rand(3, 5, 5, seed=14)
     h1 = H1Penalty(ref, beta=0.7)
