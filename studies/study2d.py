@@ -1,7 +1,7 @@
 """The 2D study of issue 7: both image problems × bundled images × solvers under ``authors``,
 ``certified`` and the ablation rows (``protocols.ablation_rows``), with the SPEC §2.5 controls → PSNR/SSIM.
 
-    OMP_NUM_THREADS=1 python -m studies.study2d [--size 128] [--max-ll-iters 1500] [--max-time 25]
+    OMP_NUM_THREADS=1 python -m studies.study2d [--size 128|400x300] [--max-ll-iters 1500] [--max-time 25]
         [--out results/study2d] [--ablation-solvers maid] [--big 400x300]
 
 For every (problem, image, protocol): blurry, the protocol's smoothed-TV baseline (``tv_reference``) and
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
 from pathlib import Path
@@ -49,17 +50,39 @@ def _done(path: Path) -> set[tuple[str, ...]]:
 
 
 def _append(path: Path, row: dict) -> None:
-    new = not path.exists()
+    """One row, in one write to a file opened for appending: several study processes (``--problems``
+    split across cores) can share one rows.csv."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS)
+    if not path.exists():
+        try:
+            with path.open("x", newline="") as f:  # exactly one process writes the header
+                writer.writeheader()
+                f.write(buf.getvalue())
+        except FileExistsError:
+            pass
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=FIELDS)
+    writer.writerow({k: row.get(k, "") for k in FIELDS})
     with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in FIELDS})
+        f.write(buf.getvalue())
     print(" | ".join(str(row.get(k, "")) for k in FIELDS), flush=True)
 
 
 def _size_str(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """"128" → (128, 128); "400x300" → (400, 300)."""
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise SystemExit(f"--size must be N or HxW (e.g. 128 or 400x300), got {text!r}") from None
+    if len(parts) > 2 or h < 8 or w < 8:
+        raise SystemExit(f"--size must be N or HxW with H, W ≥ 8 (e.g. 128 or 400x300), got {text!r}")
+    return h, w
 
 
 def _instance(problem: str, image: str, size: tuple[int, int], protocol: str):
@@ -74,7 +97,7 @@ def run_grid(args: argparse.Namespace, out: Path) -> None:
 
     rows_path = out / "rows.csv"
     done = _done(rows_path)
-    size = (args.size, args.size)
+    size = _parse_size(args.size)
     protos = args.protocols.split(",") if args.protocols else protocols.ablation_rows()
     order = sorted(protos, key=lambda p: (p not in ("authors", "certified"), protos.index(p)))
     for protocol in order:
@@ -212,9 +235,9 @@ def write_summary(out: Path, command: str) -> str:
     lines = [f"# 2D study (issue 7), made by {made_by}", ""]
     lines += [
         "PSNR (dB) / SSIM of x clamped to [0, 1]; seed 0, noise 5/255, replicate boundary, float64, one",
-        "torch thread on a shared 2-core machine (solver seconds there: compare work, not seconds).",
-        "ADP runs by name, i.e. with the protocol's solver settings; each cell: upper iterations, lower",
-        "iterations, CG steps, solver seconds, status. The budget is in the command line above.",
+        "torch thread per study process, two processes on a 2-core machine (solver seconds: indicative;",
+        "compare work). ADP runs by name, i.e. with the protocol's solver settings; each cell: upper",
+        "iterations, lower iterations, CG steps, solver seconds, status. Budget: see run.sh.",
         "",
     ]
     for size, by_size in rows.groupby("size", sort=False):
@@ -252,7 +275,7 @@ def write_summary(out: Path, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--size", default="128", help="N or HxW (e.g. 400x300)")
     ap.add_argument("--problems", default="deblur2d,semiblind2d")
     ap.add_argument("--images", default="astronaut,coffee,chelsea")
     ap.add_argument("--protocols", default=None, help="comma-separated (default: protocols.ablation_rows())")

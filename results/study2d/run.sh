@@ -1,25 +1,23 @@
 #!/usr/bin/env bash
-# The 2D study of issue 7, in phases of decreasing priority; every finished row goes to rows.csv at once and a
-# rerun skips it. One torch thread; budget per ADP run: 800 lower-level iterations (checked between upper
-# iterations, so a run may overshoot by one upper iteration), 240 solver seconds as a safeguard.
+# The 2D study of issue 7: two study processes (deblur2d, semiblind2d), one torch thread each, sharing one
+# rows.csv; every finished row is appended at once and a rerun skips it. Phases in decreasing priority.
+# Budget per ADP run: 800 lower-level iterations (deterministic), 600 solver seconds as a safeguard.
 set -e
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-S="python -m studies.study2d --max-ll-iters 800 --max-time 240 --out results/study2d"
 ROWS=authors-fix-grad-weight,authors-fix-adjoint,authors-fix-step,authors-fix-stop,authors-fix-caps
 ROWS=$ROWS,authors-fix-tv-boundary,authors-fix-h1,authors-fix-upper-g
-# A: MAID (the paper's method) under authors and certified, 3 images, both problems, with the §2.5 controls
-$S --protocols authors,certified --solvers maid --big ''
-# D1: the authors' TV baseline at the paper's size
-$S --protocols authors --solvers maid --big 400x300 --big-protocols authors
-# B: the ablation rows, MAID, astronaut
-$S --protocols $ROWS --ablation-solvers maid --images astronaut --big ''
-# C: IFT and LISTA under authors and certified
-$S --protocols authors,certified --solvers maid,ift,lista --big ''
-# D2: the certified TV baseline at the paper's size
-$S --protocols authors --solvers maid --big 400x300 --big-protocols certified
-# L: a longer MAID run under authors (4000 lower iterations) with the same-work TV control, astronaut
-python -m studies.study2d --max-ll-iters 4000 --max-time 600 --out results/study2d/long --protocols authors \
-  --solvers maid --images astronaut --big ''
-# E: the ablation rows on the held-out images (NOT run for the committed rows.csv: out of time)
-$S --protocols $ROWS --ablation-solvers maid --big ''
+phases() {  # $1 = problem
+  S="python -m studies.study2d --problems $1 --max-ll-iters 800 --max-time 600 --big '' --out results/study2d"
+  # A: the paper's size, authors and certified, MAID / IFT / LISTA, three images (with the §2.5 controls)
+  eval "$S --size 400x300 --protocols authors,certified --solvers maid,ift,lista"
+  # B: the ablation rows at the paper's size, MAID
+  eval "$S --size 400x300 --protocols $ROWS --ablation-solvers maid"
+  # C: 128×128, authors and certified, and every ablation row with all three solvers
+  eval "$S --size 128 --protocols authors,certified --solvers maid,ift,lista"
+  eval "$S --size 128 --protocols $ROWS --ablation-solvers maid,ift,lista"
+}
+phases deblur2d > results/study2d/log-deblur2d.txt 2>&1 &
+phases semiblind2d > results/study2d/log-semiblind2d.txt 2>&1 &
+wait
+python -m studies.study2d --summary-only --out results/study2d
