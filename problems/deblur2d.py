@@ -84,7 +84,8 @@ LIP_WARM_ITERS = 3
 @dataclass
 class _Setup:
     """Per-θ quantities (kernel FFT, −K_bᵀy), computed once per kernel so one lower iteration costs
-    one rfft2/irfft2 pair (periodic) or two pairs (padded boundaries) plus the TV gradient."""
+    one rfft2/irfft2 pair (plus, for padded boundaries, the band correction of ``Conv2D.normal``) and
+    the TV gradient."""
 
     key: Tensor
     version: int
