@@ -143,7 +143,8 @@ class Conv2D:
     """K_b for a fixed kernel b (C, k, k) on (C, H, W) images, with the kernel's FFT precomputed.
 
     Differentiable in b (the cached FFT keeps its graph) and in the images. Methods: ``forward`` (K x),
-    ``adjoint`` (Kᵀ v), ``normal`` (KᵀK x; one FFT pair, plus a thin band correction for padded boundaries), ``kernel_grad`` (∂_b⟨K_b u, v⟩),
+    ``adjoint`` (Kᵀ v), ``normal`` (KᵀK x; one FFT pair, plus a thin band correction for padded
+    boundaries), ``kernel_grad`` (∂_b⟨K_b u, v⟩),
     ``norm_bound`` (rigorous upper bound of ‖K_b‖₂, see the module docstring).
     """
 

@@ -208,7 +208,8 @@ def run_table(runs: dict[str, list[dict]], args: argparse.Namespace, size: list[
         "# MAID on deblur2d against the past (studies/speed_vs_past.py)",
         "",
         f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs (load average "
-        f"{LOAD_AT_START:.2f} at the start; runs interleaved), torch {torch.__version__}, 1 thread, float64, CPU. deblur2d "
+        f"{LOAD_AT_START:.2f} at the start; runs interleaved), torch {torch.__version__}, 1 thread, "
+        f"float64, CPU. deblur2d "
         f"3×{size[0]}×{size[1]}, protocol `certified` written out (problem {PROBLEM}; MAID {MAID}). "
         f"Target: upper value ≤ (1 − {args.decrease:g})·F₀. Past = {args.past}, now = {now} "
         f"(+ working tree). {args.reps} runs each, medians.",

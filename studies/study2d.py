@@ -74,7 +74,7 @@ def _size_str(size: tuple[int, int]) -> str:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    """"128" → (128, 128); "400x300" → (400, 300)."""
+    """ "128" → (128, 128); "400x300" → (400, 300)."""
     parts = text.lower().split("x")
     try:
         h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
