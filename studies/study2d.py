@@ -222,6 +222,49 @@ def _method_order(method: str) -> tuple[int, str]:
     return rank.get(method, 2 if method.startswith("TV,") else 3), method
 
 
+#: PSNR gaps within ± this many dB count as a tie in the ordering table
+TIE_DB = 0.05
+
+
+def ordering_table(rows) -> list[str]:
+    """Per (size, protocol, problem, image): blurry, the protocol's TV and ADP-β PSNR per solver, and whether
+    the paper's ordering blurry < TV < ADP-β holds for each solver (with the two gaps in dB)."""
+    solvers = [m for m in ("ADP maid", "ADP ift", "ADP lista") if (rows.method == m).any()]
+    head = "| size | protocol | problem | image | blurry | TV | " + " | ".join(solvers)
+    head += " | " + " | ".join(f"ordering, {m.removeprefix('ADP ')}" for m in solvers) + " |"
+    lines = [
+        "## Does the paper's ordering blurry < TV < ADP-β hold? PSNR (dB)",
+        "",
+        f'"yes": both gaps (TV − blurry, ADP-β − TV, in brackets) above {TIE_DB} dB; "tie": one within',
+        f'±{TIE_DB} dB; "no": one below −{TIE_DB} dB.',
+        "",
+        head,
+        "|---" * head.count(" | ") + "|---|",
+    ]
+    for (size, protocol, problem, image), g in rows.groupby(
+        ["size", "protocol", "problem", "image"], sort=False
+    ):
+        psnr = {m: float(g[g.method == m].psnr.iloc[0]) for m in g.method.unique()}
+        if "blurry" not in psnr or "TV" not in psnr:
+            continue
+        b, t = psnr["blurry"], psnr["TV"]
+        cells = [f"{psnr[m]:.2f}" if m in psnr else "" for m in solvers]
+        verdicts = []
+        for m in solvers:
+            if m not in psnr:
+                verdicts.append("")
+                continue
+            gaps = (t - b, psnr[m] - t)
+            verdict = "yes" if min(gaps) > TIE_DB else ("no" if min(gaps) < -TIE_DB else "tie")
+            verdicts.append(f"{verdict} ({gaps[0]:+.2f}, {gaps[1]:+.2f})")
+        lines.append(
+            f"| {size} | {protocol} | {problem} | {image} | {b:.2f} | {t:.2f} | "
+            + " | ".join(cells + verdicts)
+            + " |"
+        )
+    return lines + [""]
+
+
 def write_summary(out: Path, command: str) -> str:
     import pandas as pd
 
@@ -265,6 +308,7 @@ def write_summary(out: Path, command: str) -> str:
                     cells.append(cell)
                 lines.append(f"| {protocol} | {image} | " + " | ".join(cells) + " |")
             lines.append("")
+    lines += ordering_table(rows)
     lines += ["Protocols (inconsistencies labelled; `adpbench list` prints what each sets):", ""]
     lines += [f"* {protocols.get(name).label}" for name in dict.fromkeys(rows.protocol)]
     lines.append("")
