@@ -273,8 +273,8 @@ def write_summary(out: Path, command: str) -> str:
     rows = pd.read_csv(out / "rows.csv")
     same_work = rows.method.str.endswith("iterations (as ADP maid)")
     rows.loc[same_work, "method"] = SAME_WORK
-    runner = out / "run.sh"
-    made_by = f"`bash {runner}` (phases in order; rows.csv resumes)" if runner.exists() else f"`{command}`"
+    runner = next((d / "run.sh" for d in (out, out.parent) if (d / "run.sh").exists()), None)
+    made_by = f"`bash {runner}` (phases in order; rows.csv resumes)" if runner else f"`{command}`"
     lines = [f"# 2D study (issue 7), made by {made_by}", ""]
     lines += [
         "PSNR (dB) / SSIM of x clamped to [0, 1]; seed 0, noise 5/255, replicate boundary, float64, one",
