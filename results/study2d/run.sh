@@ -13,12 +13,12 @@ phases() {  # $1 = problem
   eval "$S --size 400x300 --protocols authors,certified --solvers maid,ift,lista"
   # B: the ablation rows at the paper's size, MAID
   eval "$S --size 400x300 --protocols $ROWS --ablation-solvers maid"
-  # C: 128×128, authors and certified with all three solvers; the ablation rows with MAID, and with IFT and
-  # LISTA for the first two rows only (from authors-fix-step on, IFT's CG on the α = 0.248 Hessian runs
-  # 5 000-step solves every upper iteration and reaches the 600 s safeguard: not run, out of time)
+  # C: 128×128, authors and certified with all three solvers; the ablation rows with MAID and LISTA, and
+  # with IFT for the first two rows only (from authors-fix-step on, IFT's CG on the α = 0.248 Hessian runs
+  # 5 000-step solves every upper iteration and heads for the 600 s safeguard: not run, out of time)
   eval "$S --size 128 --protocols authors,certified --solvers maid,ift,lista"
   eval "$S --size 128 --protocols authors-fix-grad-weight,authors-fix-adjoint --ablation-solvers maid,ift,lista"
-  eval "$S --size 128 --protocols $ROWS --ablation-solvers maid"
+  eval "$S --size 128 --protocols $ROWS --ablation-solvers maid,lista"
   # L: a longer MAID run under authors (4000 lower iterations), astronaut, 128×128, with its controls
   python -m studies.study2d --problems "$1" --max-ll-iters 4000 --max-time 600 --big '' \
     --out results/study2d/long --protocols authors --solvers maid --images astronaut --size 128
