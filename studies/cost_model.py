@@ -15,9 +15,6 @@ backward through the set-up, which a LISTA pass makes once), one CG step (``cg_i
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,20 +23,10 @@ from torch import Tensor
 import problems
 from problems.base import BilevelProblem
 from problems.lower import prox_gradient_solve
-from studies.microbench import single_thread
+from studies.microbench import median_seconds, single_thread
 
 K_UNROLL = 50
 LL_STEPS = 100
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def unit_costs(p: BilevelProblem, repeats: int) -> dict[str, float]:
@@ -63,19 +50,18 @@ def unit_costs(p: BilevelProblem, repeats: int) -> dict[str, float]:
         torch.autograd.grad(out, leaf)
 
     def setup() -> None:
-        p._setup_cache = None
-        p._setup(theta)
+        p._setup(theta.clone())  # a new θ object: the per-θ caches (keyed by identity) miss
 
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
     costs = {
-        "ll_iters": _median_seconds(lower_steps, repeats) / LL_STEPS,
-        "cg_iters": _median_seconds(lambda: p._hvp(theta, x, v), repeats),
-        "setup_evals": _median_seconds(setup, repeats),
-        "ul_grad_evals": _median_seconds(lambda: p._ul_grad_x(theta, x), repeats),
-        "hypergrad_evals": _median_seconds(lambda: p._hypergradient_from(theta, x, v), repeats),
+        "ll_iters": median_seconds(lower_steps, repeats) / LL_STEPS,
+        "cg_iters": median_seconds(lambda: p._hvp(theta, x, v), repeats),
+        "setup_evals": median_seconds(setup, repeats),
+        "ul_grad_evals": median_seconds(lambda: p._ul_grad_x(theta, x), repeats),
+        "hypergrad_evals": median_seconds(lambda: p._hypergradient_from(theta, x, v), repeats),
     }
-    forward = _median_seconds(unrolled_forward, repeats)
-    costs["ll_backward_iters"] = (_median_seconds(unrolled_backward, repeats) - forward) / K_UNROLL
+    forward = median_seconds(unrolled_forward, repeats)
+    costs["ll_backward_iters"] = (median_seconds(unrolled_backward, repeats) - forward) / K_UNROLL
     costs["unrolled_forward_step"] = (forward - costs["setup_evals"]) / K_UNROLL
     if hasattr(p, "kernel_norm_sq_bound"):
 
@@ -83,7 +69,7 @@ def unit_costs(p: BilevelProblem, repeats: int) -> dict[str, float]:
             p._lip_cache = None
             p.kernel_norm_sq_bound(theta)
 
-        costs["lipschitz_evals"] = _median_seconds(lipschitz, repeats)
+        costs["lipschitz_evals"] = median_seconds(lipschitz, repeats)
     p.counters.reset()
     return costs
 

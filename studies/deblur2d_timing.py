@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -23,16 +21,7 @@ import torch
 import bench
 import problems
 from problems.lower import prox_gradient_solve
-
-
-def _median_time(fn, reps: int) -> float:
-    fn()  # warm-up outside the measurement
-    samples = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+from studies.microbench import median_seconds
 
 
 def lower_iteration_cost(size: tuple[int, int], reps: int, boundary: str) -> dict[str, float]:
@@ -44,10 +33,10 @@ def lower_iteration_cost(size: tuple[int, int], reps: int, boundary: str) -> dic
     def solve() -> None:  # eps = 0: runs exactly n_inner iterations
         prox_gradient_solve(p, theta, p.x0, 0.0, n_inner, None, p.ll_momentum)
 
-    t_iter = _median_time(solve, reps) / n_inner
-    t_pair = _median_time(lambda: op.adjoint(op.forward(p.y)), reps * 3)
-    t_grad = _median_time(lambda: p._ll_grad(theta, p.y), reps * 3)
-    t_tv = _median_time(lambda: p.tv.grad(p.y), reps * 3)
+    t_iter = median_seconds(solve, reps) / n_inner
+    t_pair = median_seconds(lambda: op.adjoint(op.forward(p.y)), reps * 3)
+    t_grad = median_seconds(lambda: p._ll_grad(theta, p.y), reps * 3)
+    t_tv = median_seconds(lambda: p.tv.grad(p.y), reps * 3)
     return {"iteration": t_iter, "pair": t_pair, "ll_grad": t_grad, "tv_grad": t_tv}
 
 

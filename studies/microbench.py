@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +96,20 @@ def sync(device: torch.device | str) -> None:
     """Wait for queued CUDA work (call before reading a clock); no-op elsewhere."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device | str = "cpu") -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call (outside the
+    measurement); queued CUDA work is waited for before every clock read."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
 
 
 # ------------------------------------------------------------------------------------------ prepared state

@@ -34,6 +34,7 @@ import torch
 
 import problems
 from problems.lower import prox_gradient_solve
+from studies.microbench import median_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,16 +85,6 @@ def run_once(tree: Path, args: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _median_time(fn, reps: int) -> float:
-    fn()
-    samples = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
-
 def unit_costs(size: tuple[int, int], dtype: torch.dtype, reps: int) -> dict[str, float]:
     """Median seconds of one lower iteration, one HVP and one FFT forward+adjoint pair (certified)."""
     p = problems.make_problem("deblur2d", size=size, dtype=dtype, **PROBLEM)
@@ -101,12 +92,12 @@ def unit_costs(size: tuple[int, int], dtype: torch.dtype, reps: int) -> dict[str
     op = p._setup(theta).op
     n_inner = 20
     return {
-        "iteration": _median_time(
+        "iteration": median_seconds(
             lambda: prox_gradient_solve(p, theta, p.x0, 0.0, n_inner, None, p.ll_momentum), reps
         )
         / n_inner,
-        "hvp": _median_time(lambda: p.hvp(theta, y, y), reps * n_inner),
-        "pair": _median_time(lambda: op.adjoint(op.forward(y)), reps * n_inner),
+        "hvp": median_seconds(lambda: p.hvp(theta, y, y), reps * n_inner),
+        "pair": median_seconds(lambda: op.adjoint(op.forward(y)), reps * n_inner),
     }
 
 
