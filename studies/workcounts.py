@@ -2,8 +2,8 @@
 
 Wall time depends on the machine and its load; the work a solver does to reach a fixed target does not.
 Each count below is one function (registered in :data:`COUNTS`); ``studies/asv/workcounts.py`` turns each
-into a ``track_<name>`` benchmark and ``tests/test_workcount_gate.py`` compares each against the committed
-baseline ``studies/workcounts_baseline.json``.
+into a ``track_<name>`` benchmark and ``tests/regression/test_workcount_gate.py`` compares each against the
+committed baseline ``studies/workcounts_baseline.json``.
 
     python -m studies.workcounts            # compute, compare with the baseline (exit status 1 on a change)
     python -m studies.workcounts --update   # rewrite the baseline after an intended change (commit it)
@@ -298,8 +298,8 @@ def write_baseline(values: dict[str, float], path: Path = BASELINE_PATH) -> None
 
     data = {
         "about": (
-            "Deterministic work counts checked by tests/test_workcount_gate.py. Regenerate after an "
-            f"intended change with `{UPDATE_COMMAND}` and commit this file. rel_tol: allowed "
+            "Deterministic work counts checked by tests/regression/test_workcount_gate.py. Regenerate after "
+            f"an intended change with `{UPDATE_COMMAND}` and commit this file. rel_tol: allowed "
             "|new − old| / |old| (integers: 1 %, exact below 100; floats: 1e-6)."
         ),
         "generated_with": {

@@ -3,7 +3,7 @@
 The kernels are ``studies.microbench``'s (shared with the asv suite). pyproject's ``--benchmark-disable``
 makes each run once, as a smoke test with assertions, in an ordinary ``pytest`` run. To measure:
 
-    python -m pytest tests/test_benchmarks.py --benchmark-enable --benchmark-only \
+    python -m pytest tests/regression/test_benchmarks.py --benchmark-enable --benchmark-only \
         --benchmark-json=/tmp/bench.json
 
 (``--benchmark-enable`` is needed: it overrides the ``--benchmark-disable`` from addopts.) Problem

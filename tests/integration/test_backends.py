@@ -299,7 +299,7 @@ def test_sweep_killed_with_sigkill_leaves_no_workers_and_resume_completes_it(tmp
         "1",
     ]
     args += ["--jobs", "2", "-o", str(out), "--no-report", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     driver = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while not results.runs_dir(out).is_dir() or not list(results.runs_dir(out).glob("*.json")):

@@ -3,7 +3,7 @@ gradient oracle against finite differences, exact work counts, HOAG's schedule a
 maid_accel's nonmonotone guarantee, bad configs, and `adpbench run -s all`.
 
 θ* on `quadratic`, oracle counts against real calls and the solver × problem contract are the
-registry-driven tests of ``tests/test_solvers.py`` and ``tests/test_harness.py``."""
+registry-driven tests of ``tests/unit/test_solvers.py`` and ``tests/contract/test_harness.py``."""
 
 from __future__ import annotations
 
