@@ -1,0 +1,91 @@
+"""Compare the traces of two results folders run by run: every column but timing and provenance must be
+bit-identical (a refactor that claims "behaviour unchanged", or two engines that claim the same runs).
+
+    python -m studies.trace_compare BEFORE_DIR AFTER_DIR [--ignore COL ...]
+
+Runs are matched by (problem, solver, seed, problem parameters, solver configuration); columns present in
+only one folder are listed (new columns are allowed, missing ones are not) and the columns common to both
+are compared exactly (NaN equals NaN). Exit status 1 when any run or shared column differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import results
+
+#: columns that may differ between two runs of the same computation: clocks and where/how it ran
+TIMING_AND_PROVENANCE = (
+    "wall_time",
+    "eval_time",
+    "git_commit",
+    "torch_version",
+    "python_version",
+    "torch_threads",
+    "backend",
+    "concurrent_jobs",
+    "run_id",
+    "plugins",
+)
+KEY = ("problem", "solver", "seed", "problem_params", "solver_config")
+
+
+def _by_key(folder: Path) -> dict[tuple, pd.DataFrame]:
+    traces = results.load_traces(folder)
+    return {key: tr.reset_index(drop=True) for key, tr in traces.groupby(list(KEY), sort=True)}
+
+
+def _equal(a: pd.Series, b: pd.Series) -> bool:
+    if len(a) != len(b):
+        return False
+    if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+        x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+        return bool(np.array_equal(x, y, equal_nan=True))
+    return bool((a.astype(str).to_numpy() == b.astype(str).to_numpy()).all())
+
+
+def compare(before: Path, after: Path, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The differences found (empty: identical up to timing and provenance)."""
+    old, new = _by_key(before), _by_key(after)
+    problems = []
+    for key in sorted(set(old) ^ set(new), key=str):
+        where = "before only" if key in old else "after only"
+        problems.append(f"run {key[:3]} ({where})")
+    skip = set(TIMING_AND_PROVENANCE) | set(ignore)
+    for key in sorted(set(old) & set(new), key=str):
+        a, b = old[key], new[key]
+        missing = sorted(set(a.columns) - set(b.columns) - skip)
+        if missing:
+            problems.append(f"run {key[:3]}: columns missing after: {', '.join(missing)}")
+        if len(a) != len(b):
+            problems.append(f"run {key[:3]}: {len(a)} rows before, {len(b)} after")
+            continue
+        for col in sorted(set(a.columns) & set(b.columns) - skip):
+            if not _equal(a[col], b[col]):
+                problems.append(f"run {key[:3]}: column {col} differs")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--ignore", action="append", default=[], help="another column to leave out")
+    args = parser.parse_args(argv)
+    diffs = compare(args.before, args.after, tuple(args.ignore))
+    n = len(_by_key(args.before))
+    if diffs:
+        print(f"{len(diffs)} difference(s) over {n} run(s):")
+        print("\n".join(f"  {d}" for d in diffs))
+        return 1
+    print(f"identical: {n} run(s), every column but timing and provenance")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
