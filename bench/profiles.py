@@ -27,6 +27,7 @@ missing):
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -50,6 +51,22 @@ UNIT = ["instance", "seed"]
 
 
 # ----------------------------------------------------------------------------------------- the table
+def solver_config_labels(traces: pd.DataFrame) -> pd.Series:
+    """run_id → its series' configuration label: the ``solver_config`` fields that differ among the runs of
+    the same solver on the same problem ("" when they agree). A protocol's per-problem settings (MAID's 1D
+    and 2D defaults) do not split a series, nor do problem parameters: they make instances."""
+    firsts = traces.groupby("run_id", sort=False)[["solver", "problem", "solver_config"]].first()
+    out = {}
+    for _, group in firsts.groupby(["solver", "problem"], sort=False):
+        configs = {run_id: json.loads(text) for run_id, text in group.solver_config.items()}
+        keys = sorted({k for c in configs.values() for k in c})
+        values = {k: {json.dumps(c.get(k), sort_keys=True) for c in configs.values()} for k in keys}
+        differing = [k for k in keys if len(values[k]) > 1]
+        for run_id, config in configs.items():
+            out[run_id] = ", ".join(f"{k}={json.dumps(config.get(k))}" for k in differing)
+    return pd.Series(out, dtype=object)
+
+
 def target_label(kind: str, target: float) -> str:
     return f"{kind} ≤ {target:g}"
 

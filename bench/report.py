@@ -208,9 +208,11 @@ def write_report(
     target: float | None = None,
     figures: bool = True,
     warn: Callable[[str], None] = _warn,
+    reference_solver: str = "maid",
 ) -> str:
     """Write summary.md, summary.csv and figures into out_dir; return the markdown text. Damaged runs are
-    named through ``warn`` and in the summary, and skipped."""
+    named through ``warn`` and in the summary, and skipped. ``reference_solver``: the denominator of the
+    aggregates' time ratios (``bench/profiles.py``)."""
     out_dir = Path(out_dir)
     damaged: list[str] = []
 
@@ -276,16 +278,38 @@ def write_report(
             "",
             markdown_table(quality, QUALITY_COLUMNS),
         ]
+    aggregate = aggregates(traces, out_dir, reference_solver, figures)
+    if aggregate is not None:
+        parts += ["", aggregate[0]]
     if figures:
         from bench import plots
 
         names = plots.make_figures(traces, runs, out_dir)
         if image_problems:
             names += images2d.figures(img, runs, out_dir)
+        names += aggregate[1] if aggregate is not None else []
         parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
     text = "\n".join(parts) + "\n"
     (out_dir / SUMMARY_FILE).write_text(text)
     return text
+
+
+def aggregates(
+    traces: pd.DataFrame, out_dir: Path, reference_solver: str, figures: bool
+) -> tuple[str, list[str]] | None:
+    """Profiles, ECDFs and bootstrap intervals across instances (``bench/profiles.py``) from the targets
+    table of the harness's exact values; None where this build has no targets table (``bench.verdicts``)."""
+    try:
+        from bench import verdicts
+    except ImportError:
+        return None
+    from bench import profiles
+
+    table = verdicts.targets_table(traces)
+    table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna(
+        ""
+    )  # series: solver config
+    return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
 
 
 def execution_by_run(traces: pd.DataFrame) -> pd.Series:
