@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import solvers as solver_registry
+
 #: columns of the targets table these aggregates need
 REQUIRED = ("instance", "seed", "solver", "target", "target_kind", "reached", "time", "ll_iters", "work")
 #: cost measures: column → axis label
@@ -83,6 +85,9 @@ def prepare(targets: pd.DataFrame) -> pd.DataFrame:
     solver = df.solver.astype(str)
     df["series"] = solver.where(config == "", solver + " [" + config + "]")
     df["label"] = [target_label(k, t) for k, t in zip(df.target_kind, df.target, strict=True)]
+    rank = {name: i for i, name in enumerate(solver_registry.solver_names())}  # series in registry order
+    df["_rank"] = solver.map(rank).fillna(len(rank))
+    df = df.sort_values(["_rank", "series"], kind="stable").drop(columns="_rank")
     reached = df.reached.fillna(False).astype(bool)
     for column in MEASURES:
         cost = pd.to_numeric(df[column], errors="coerce").astype(float)
@@ -293,16 +298,19 @@ def _panels(
     path: Path,
     base: float = 10.0,
     lo: float | None = None,
+    cols: int = 3,
 ) -> None:
     """One panel per target; in each, per series, the step function "share ≤ x" of its column of values
     (``curves[label]``: rows = units or pairs, columns = series; inf = not solved)."""
+    import textwrap
+
     from matplotlib import ticker
 
-    from bench.plots import _mpl, readable_log_axis, solver_colour
+    from bench.plots import _mpl, _tick, readable_log_axis, solver_colour
 
     plt, _ = _mpl()
     n = len(curves)
-    cols = min(n, 3)
+    cols = min(n, cols)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows + 0.5), squeeze=False)
     for ax in axes.flat[n:]:
@@ -311,8 +319,7 @@ def _panels(
         arr = values.to_numpy(dtype=float)
         finite = arr[np.isfinite(arr) & (arr > 0)]
         left = lo if lo is not None else (finite.min() if finite.size else 1.0)
-        right = max(finite.max() if finite.size else left, left) * (1.1 if base == 10 else 1.05)
-        right = right if right > left else left * 2
+        right = max(finite.max() if finite.size else left, left) * PLATEAU  # room for ρ(∞)
         for series in values.columns:
             xs, ys = _step_curve(values[series].to_numpy(dtype=float), left, right)
             solved = int(np.isfinite(values[series]).sum())
@@ -325,14 +332,18 @@ def _panels(
                 label=f"{series} ({solved}/{len(values)})",
             )
         ax.set_xscale("log", base=base)
-        if base == 10:
+        if base == 10 and math.log10(right / left) >= DECADE_TICKS_FROM:
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(_tick))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        elif base == 10:
             readable_log_axis(ax.xaxis, left, right)
         else:
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
         ax.set(xlim=(left, right), ylim=(-0.02, 1.02), xlabel=xlabel, ylabel=ylabel)
         ax.set_title(f"{label} ({len(values)} {'units' if 'pairs' not in ylabel else 'pairs'})", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right", title="series (solved)", title_fontsize=7)
-    fig.suptitle(title, fontsize=9)
+        ax.legend(fontsize=7, loc="best", title="series (solved)", title_fontsize=7)
+    fig.suptitle("\n".join(textwrap.wrap(title, 55 * cols)), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -381,6 +392,11 @@ def _forest(ratios: pd.DataFrame, reference: str, path: Path) -> None:
     plt.close(fig)
 
 
+#: the x axis of a profile runs this factor past the largest finite value, so the plateau ρ(∞) shows
+PLATEAU = 1.6
+#: decade ticks (instead of 1-2-5 steps, which crowd) from this many decades of x range on
+DECADE_TICKS_FROM = 1.5
+
 FIGURES = {
     "performance_time": "profiles_performance_time.png",
     "performance_work": "profiles_performance_work.png",
@@ -419,6 +435,7 @@ def make_figures(df: pd.DataFrame, ratios: pd.DataFrame, reference: str, out_dir
         out_dir / FIGURES["performance_work"],
         base=2,
         lo=1.0,
+        cols=len(targets) if len(targets) <= 4 else 3,  # one measure per row where the targets fit
     )
     names.append(FIGURES["performance_work"])
     unit_cost = instance_unit_costs(df)
