@@ -72,6 +72,10 @@ def label_configs(traces: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         for run_id in group.index:
             for key, value in flats[run_id].items():
                 values.setdefault(key, set()).add(value)
+        for run_id in group.index:  # a shared setting some runs record and others leave at its default
+            for key in values:
+                if "." not in key and key not in flats[run_id]:
+                    values[key].add(None)
         # a solver field differs when runs of that solver disagree; shared settings when any runs do
         differing = sorted(k for k, v in values.items() if len(v) > 1)
         differing_all += [k for k in differing if k not in differing_all]

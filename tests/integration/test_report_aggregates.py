@@ -70,3 +70,18 @@ def test_series_split_by_solver_config_not_by_protocol_defaults() -> None:
     )
     labels = profiles.solver_config_labels(traces)
     assert labels.to_dict() == {"a": "eps0=0.001", "b": "eps0=0.01", "c": "", "d": ""}
+
+
+def test_a_parameter_recorded_only_off_its_default_still_splits_configurations() -> None:
+    # deblur2d records `blur` only when it is not the paper's motion kernel: the two runs differ
+    common = dict(case="deblur2d/astronaut/certified", solver="maid", solver_config="{}", budget="{}",
+                  dtype="float64", device="cpu", torch_threads=1)  # fmt: skip
+    traces = pd.DataFrame(
+        [
+            dict(run_id="a", problem_params='{"image": "astronaut"}', **common),
+            dict(run_id="b", problem_params='{"image": "astronaut", "blur": "gaussian:1.0"}', **common),
+        ]
+    )
+    labelled, differing = report.label_configs(traces)
+    assert differing == ["blur"]
+    assert labelled.set_index("run_id").config.to_dict() == {"a": "", "b": 'blur="gaussian:1.0"'}
