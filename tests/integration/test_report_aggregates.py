@@ -85,3 +85,23 @@ def test_a_parameter_recorded_only_off_its_default_still_splits_configurations()
     labelled, differing = report.label_configs(traces)
     assert differing == ["blur"]
     assert labelled.set_index("run_id").config.to_dict() == {"a": "", "b": 'blur="gaussian:1.0"'}
+
+
+def test_image_figures_are_named_per_instance_and_safe_for_file_paths() -> None:
+    from bench.images2d import figure_tag
+
+    base = dict(image="astronaut", preset="certified", seed=0)
+    assert figure_tag("deblur2d", base) == "deblur2d_astronaut_certified_seed0"  # the names of before
+    assert figure_tag("deblur2d", {**base, "noise": 5 / 255, "kernel_size": 5}) == figure_tag(
+        "deblur2d", base
+    )
+    own = {
+        **base,
+        "image": "/data/My photos/a b.png",
+        "noise": 10 / 255,
+        "blur": "line:9:30",
+        "kernel_size": 9,
+    }
+    assert (
+        figure_tag("deblur2d", own) == "deblur2d_a-b_certified_seed0_noise0.03922_blurline-9-30_kernel_size9"
+    )

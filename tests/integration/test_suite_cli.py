@@ -76,9 +76,11 @@ def test_run_suite_quick_end_to_end_shows_the_aggregates(tmp_path, capsys, targe
 def test_image_dir_suite_runs_the_folder_images(tmp_path, capsys) -> None:
     images = tmp_path / "photos"
     images.mkdir()
-    rng = np.random.default_rng(1)
-    for name in ("b.png", "a.png"):
-        Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8)).save(images / name)
+    yy, xx = np.mgrid[0:40, 0:30] / 40.0
+    for k, name in enumerate(("b.png", "a.png")):  # smooth shading and a bright square: a photo-like scene
+        pixels = np.stack([xx, yy, 0.5 * (xx + yy)], axis=-1) * 0.6
+        pixels[10 + 5 * k : 25, 8:20] = 0.9
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(images / name)
     out = tmp_path / "r"
     args = ["run", "--suite", "quick", "--image-dir", str(images), *TINY, "--no-report", "-o", str(out)]
     assert cli.main(args) == 0
