@@ -64,6 +64,8 @@ EVAL_SHARE = 0.5
 #: lower iterations of the report's smoothed-TV baseline per 2D instance (the certified baseline to
 #: ‖x − x̂‖ ≤ 1e-4 took 580 at 32×32 and 621 at 128×128 on astronaut: rounded up)
 BASELINE_LL_ITERS = 1000
+#: seconds of report figures per instance (convergence panels, the 2D image and kernel figures): assumed
+REPORT_FIGURE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -238,23 +240,25 @@ class Suite:
     def estimate(self, unit_costs: UnitCosts | None = None, jobs: int = 1) -> dict[str, float]:
         """Estimated seconds (see ``docs/suites.md``): per run, min(max_time, max_ll_iters · c_i · w_s)
         solver seconds (c_i: one lower iteration of instance i; w_s: the solver's work per lower iteration)
-        plus EVAL_SHARE of it for the harness's evaluation; per 2D instance the report's TV baseline,
-        BASELINE_LL_ITERS · c_i. ``wall`` = total ÷ ``jobs`` runs at once (one thread each)."""
+        plus EVAL_SHARE of it for the harness's evaluation; per instance REPORT_FIGURE_S of report figures
+        and, for a 2D one, the report's TV baseline, BASELINE_LL_ITERS · c_i. ``wall`` = the runs ÷ ``jobs``
+        runs at once (one thread each) + the report (one process)."""
         costs = unit_costs or UnitCosts()
         solver_s = report_s = 0.0
         for grid, params in self.instances():
             c_i = costs.lower_iteration(grid.problem, params)
             for name, _ in self.solver_configs():
                 solver_s += len(grid.seeds) * run_seconds(grid.budget, c_i, name)
+            report_s += len(grid.seeds) * REPORT_FIGURE_S
             if "image" in problem_registry.problem_parameters(grid.problem):
                 report_s += len(grid.seeds) * BASELINE_LL_ITERS * c_i
-        total = solver_s * (1 + EVAL_SHARE) + report_s
+        runs_s = solver_s * (1 + EVAL_SHARE)
         return dict(
             solver=solver_s,
             evaluation=solver_s * EVAL_SHARE,
             report=report_s,
-            total=total,
-            wall=total / max(1, jobs),
+            total=runs_s + report_s,
+            wall=runs_s / max(1, jobs) + report_s,
         )
 
     def summary(self, jobs: int = 2, unit_costs: UnitCosts | None = None) -> str:

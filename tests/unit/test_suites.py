@@ -134,7 +134,7 @@ def test_shipped_suites_check_and_have_their_size_and_cost() -> None:
         size = suite.size()
         assert text.startswith(f"{name}: ") and f"= {size['runs']} runs" in text and "--jobs 2" in text
         cost = suite.estimate(jobs=2)
-        assert 0 < cost["wall"] < cost["total"] < float("inf")
+        assert 0 < cost["report"] < cost["wall"] < cost["total"] < float("inf")
     standard = suites.get("standard")
     # deconv1d: 2 noise levels × 3 widths × 5 draws; 2D: 2 problems × 5 photos × 2 noise levels × 3 blurs
     assert standard.size() == dict(settings=66, instances=90, solvers=5, runs=450)
@@ -153,8 +153,8 @@ def test_cost_model_arithmetic() -> None:
     grid = Grid("deconv1d", seeds=(0, 1), budget={"max_ll_iters": 1000})
     cost = _suite(grid, solvers=("maid",)).estimate(costs, jobs=2)
     solver = 2 * 1000 * 1e-5 * suites.WORK_PER_LL_ITER["maid"]
-    assert cost["solver"] == pytest.approx(solver) and cost["report"] == 0
-    assert cost["wall"] == pytest.approx(solver * (1 + suites.EVAL_SHARE) / 2)
+    assert cost["solver"] == pytest.approx(solver) and cost["report"] == 2 * suites.REPORT_FIGURE_S
+    assert cost["wall"] == pytest.approx(solver * (1 + suites.EVAL_SHARE) / 2 + cost["report"])
 
 
 def test_estimates_print_before_anything_runs(capsys) -> None:
