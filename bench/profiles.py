@@ -335,11 +335,13 @@ def _panels(
         if base == 10 and math.log10(right / left) >= DECADE_TICKS_FROM:
             ax.xaxis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(_tick))
-            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
         elif base == 10:
             readable_log_axis(ax.xaxis, left, right)
         else:
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=base, numticks=8))
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set(xlim=(left, right), ylim=(-0.02, 1.02), xlabel=xlabel, ylabel=ylabel)
         ax.set_title(f"{label} ({len(values)} {'units' if 'pairs' not in ylabel else 'pairs'})", fontsize=9)
         ax.legend(fontsize=7, loc="best", title="series (solved)", title_fontsize=7)

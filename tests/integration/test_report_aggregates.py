@@ -47,16 +47,28 @@ def test_section_with_the_targets_table(folder, monkeypatch) -> None:
     stub = types.ModuleType("bench.verdicts")
     stub.targets_table = _targets
     monkeypatch.setitem(sys.modules, "bench.verdicts", stub)
-    text = report.write_report(folder, figures=True, reference_solver="ift")
+    text = report.write_report(folder, figures=False, reference_solver="ift")
     assert "## Across instances: performance profiles" in text
     assert "| maid | 2/2 |" in text  # two instances (seeds), both solved
     assert "**Time to target ÷ ift's**" in text and "| maid | " in text
-    for name in profiles.FIGURES.values():
-        assert (folder / name).is_file() and f"]({name})" in text
+    assert "profiles_" not in text.split("## Across instances")[1].split("\n\n")[-1]  # no figures asked for
     ratios = pd.read_csv(folder / "profiles_time_ratios.csv")
     assert set(ratios.series) == {"maid"} and set(ratios.reference) == {"ift"}
     row = ratios[ratios.target == "all"].iloc[0]
     assert row.pairs == 2 and row.lo <= row.geomean <= row.hi and math.isfinite(row.geomean)
+
+
+def test_section_figures(folder, tmp_path) -> None:
+    from bench import results
+
+    traces = results.load_traces(folder)
+    traces["case"] = traces.problem
+    text, names = profiles.aggregate_section(
+        _targets(traces), tmp_path, reference_solver="ift", n_resamples=200
+    )
+    assert names == list(profiles.FIGURES.values())
+    for name in names:
+        assert (tmp_path / name).stat().st_size > 1000 and f"]({name})" in text
 
 
 def test_series_split_by_solver_config_not_by_protocol_defaults() -> None:
