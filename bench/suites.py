@@ -3,8 +3,8 @@
 A suite is a tuple of :class:`Grid` s (one problem each: fixed parameters crossed with axes, the seeds,
 the budget and how often the harness evaluates) and a list of solvers. ``adpbench run --suite NAME``
 (or ``suite = "NAME"`` in a TOML sweep) runs one; ``names()`` lists them and ``get(NAME)`` gives one with
-its size and cost estimate (``Suite.summary()``) before anything runs. ``docs/suites.md`` says what each
-suite holds and why, and how its cost is estimated.
+its size and cost estimate (``Suite.summary``, ``Suite.describe()``) before anything runs.
+``docs/suites.md`` says what each suite holds and why, and how its cost is estimated.
 
 Expansion (``Suite.instances``, ``Suite.jobs``): the axes of a grid are crossed; an axis value that is a
 table sets several parameters together (e.g. a blur and the kernel support it needs); an instance listed
@@ -261,17 +261,45 @@ class Suite:
             wall=runs_s / max(1, jobs) + report_s,
         )
 
-    def summary(self, jobs: int = 2, unit_costs: UnitCosts | None = None) -> str:
-        """One line: what it is, its size and its estimated cost."""
+    @property
+    def summary(self) -> str:
+        """One line for ``adpbench list``: what it is, its size and its estimated cost with --jobs 2."""
+        return self.line()
+
+    def line(self, jobs: int = 2, unit_costs: UnitCosts | None = None) -> str:
+        """One line: what it is, its size and its estimated cost for ``jobs`` runs at once."""
         size = self.size()
         cost = self.estimate(unit_costs, jobs)
         seeds = sorted({len(grid.seeds) for grid in self.grids})
         seed_text = str(seeds[0]) if len(seeds) == 1 else "–".join(map(str, (seeds[0], seeds[-1])))
         return (
-            f"{self.name}: {self.description} — {size['settings']} settings × {seed_text} seed(s) = "
+            f"{self.description} — {size['settings']} settings × {seed_text} seed(s) = "
             f"{size['instances']} instances × {size['solvers']} solvers = {size['runs']} runs; "
             f"≈ {_duration(cost['wall'])} with --jobs {jobs} (≈ {_duration(cost['total'])} of run time)"
         )
+
+    def describe(self, jobs: int = 2, unit_costs: UnitCosts | None = None) -> str:
+        """The suite in full (``adpbench list suites NAME``): its grids, solvers, size and cost estimate."""
+        size = self.size()
+        cost = self.estimate(unit_costs, jobs)
+        instances = self.instances()
+        out = [
+            f"{self.name}: {self.description}",
+            f"  size: {size['settings']} settings, {size['instances']} instances (settings × seeds) × "
+            f"{size['solvers']} solvers = {size['runs']} runs",
+            "  solvers: " + ", ".join(n + (f" {c}" if c else "") for n, c in self.solver_configs()),
+        ]
+        for grid in self.grids:
+            n = sum(g is grid for g, _ in instances)
+            out.append(f"  {grid.problem}: {n} settings × seeds {list(grid.seeds)}, budget {grid.budget}")
+            out += [f"    fixed {k} = {v!r}" for k, v in grid.fixed.items()]
+            out += [f"    axis {k}: " + ", ".join(map(repr, v)) for k, v in grid.axes.items()]
+        out.append(
+            f"  estimate (docs/suites.md): solver {_duration(cost['solver'])} + evaluation "
+            f"{_duration(cost['evaluation'])} + report {_duration(cost['report'])} = "
+            f"{_duration(cost['total'])} of run time; ≈ {_duration(cost['wall'])} with --jobs {jobs}"
+        )
+        return "\n".join(out)
 
 
 def run_seconds(budget: dict[str, Any], c_i: float, solver: str) -> float:
@@ -511,7 +539,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         for name in args.names or names():
             suite = get(name)
             cost = suite.estimate(costs, args.jobs)
-            out(suite.summary(args.jobs, costs))
+            out(f"{name}: {suite.line(args.jobs, costs)}")
             out(
                 f"  solver {_duration(cost['solver'])} + evaluation {_duration(cost['evaluation'])} + report "
                 f"{_duration(cost['report'])} = {_duration(cost['total'])} of run time"

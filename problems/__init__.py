@@ -42,6 +42,11 @@ def problem_parameters(name: str) -> dict[str, object]:
     }
 
 
+def problem_class(name: str) -> type[BilevelProblem]:
+    """The registered class of a problem name (a ValueError naming the valid ones otherwise)."""
+    return _lookup(name)
+
+
 def _lookup(name: str) -> type[BilevelProblem]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown problem {name!r}; valid problems: {', '.join(sorted(_REGISTRY))}")
@@ -170,5 +175,6 @@ __all__ = [
     "list_problems",
     "make_problem",
     "memory_estimate",
+    "problem_class",
     "register_problem",
 ]

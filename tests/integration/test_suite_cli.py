@@ -154,8 +154,11 @@ def test_a_bad_axis_stops_the_cli_before_any_run(tmp_path, capsys, monkeypatch) 
 
 
 def test_list_shows_the_suites_with_size_and_cost(capsys) -> None:
-    assert cli.main(["list"]) == 0
-    text = capsys.readouterr().out
+    assert cli.main(["list", "suites"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     for name in suites.names():
-        assert f"  {name}: " in text
-    assert "runs; ≈" in text
+        assert sum(line.split()[:1] == [name] and "runs; ≈" in line for line in lines) == 1, name
+    assert cli.main(["list", "suites", "standard"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("standard: ") and "axis image: 'astronaut', 'chelsea'" in text
+    assert "≈ " in text and "with --jobs 2" in text

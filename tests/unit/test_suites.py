@@ -130,9 +130,13 @@ def test_shipped_suites_check_and_have_their_size_and_cost() -> None:
     for name in suites.names():
         suite = suites.get(name)
         suite.check()
-        text = suite.summary()
+        text = suite.summary
         size = suite.size()
-        assert text.startswith(f"{name}: ") and f"= {size['runs']} runs" in text and "--jobs 2" in text
+        assert text.startswith(suite.description) and f"= {size['runs']} runs" in text and "--jobs 2" in text
+        assert "\n" not in text
+        details = suite.describe()
+        assert details.startswith(f"{name}: ") and f"= {size['runs']} runs" in details
+        assert all(f"  {grid.problem}: " in details for grid in suite.grids)
         cost = suite.estimate(jobs=2)
         assert 0 < cost["report"] < cost["wall"] < cost["total"] < float("inf")
     standard = suites.get("standard")
