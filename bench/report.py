@@ -310,9 +310,8 @@ def aggregates(
     from bench import profiles
 
     table = verdicts.targets_table(traces)
-    table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna(
-        ""
-    )  # series: solver config
+    # a series is a solver configuration: not the report's label, which also names problem parameters
+    table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna("")
     return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
 
 
