@@ -58,9 +58,23 @@ SMALL_ITER_S = 2.0e-5
 #: solvers without a profile (a conservative guess)
 WORK_PER_LL_ITER = {"maid": 1.5, "maid_accel": 1.5, "ift": 3.0, "lista": 4.0}
 WORK_PER_LL_ITER_DEFAULT = 3.0
-#: the harness's evaluation (exact values off the clock) as a share of the solver's seconds: an assumption
-#: until a folder's traces record ``eval_time``; it is never charged to the solver
-EVAL_SHARE = 0.5
+#: lower-level iterations per upper iteration, by solver, on deconv1d and on the 2D problems at 128×128:
+#: work counts of the committed full runs (results/deconv1d-all, 20 s; results/deblur2d-certified-all,
+#: 30 s; IFT on deconv1d from its complete 7 500-iteration run, 216 700 lower iterations); 50 for others
+LL_PER_UPPER = {
+    "deconv1d": {"maid": 428, "maid_accel": 358, "ift": 29, "lista": 50, "hoag": 302, "amigo": 10,
+                 "neumann": 43, "jfb": 94, "trbp": 76, "f2sa": 986},
+    "2d": {"maid": 579, "maid_accel": 109, "ift": 20, "lista": 52, "hoag": 62, "amigo": 10, "neumann": 20,
+           "jfb": 10, "trbp": 36, "f2sa": 417},
+}  # fmt: skip
+LL_PER_UPPER_DEFAULT = 50
+#: lower-level iterations of one exact evaluation by the harness (its warm-started reference solve, off the
+#: clock): work counts of the quick suite's evaluated rows, medians per solver 76–101 on deconv1d and
+#: 196–525 on the 2D problems; the upper ends, rounded
+EVAL_LL_PER_EVAL = {"deconv1d": 100, "2d": 500, "small": 20}
+#: seconds of an evaluation's lower iteration per c_i: 0.4–1.9 in the quick suite (evaluation and solver
+#: seconds per unit of work, same processes: a ratio, which survives the machine's load better than seconds)
+EVAL_ITER_FACTOR = 1.5
 #: lower iterations of the report's smoothed-TV baseline per 2D instance (the certified baseline to
 #: ‖x − x̂‖ ≤ 1e-4 took 580 at 32×32 and 621 at 128×128 on astronaut: rounded up)
 BASELINE_LL_ITERS = 1000
@@ -110,6 +124,17 @@ class Grid:
     seeds: tuple[int, ...] = (0,)
     budget: dict[str, Any] = field(default_factory=dict)
     eval_every: int = 1
+    #: evaluate about every this many lower-level iterations instead: per solver, eval_every =
+    #: max(1, round(eval_work / LL_PER_UPPER)) — every solver's time to target is then resolved to about the
+    #: same work, and a solver with cheap iterations does not pay an evaluation at each of them
+    eval_work: int | None = None
+
+    def eval_every_for(self, solver: str) -> int:
+        """The evaluation interval (upper iterations) of this grid's runs of ``solver``."""
+        if self.eval_work is None:
+            return self.eval_every
+        per_upper = LL_PER_UPPER.get(family(self.problem), {}).get(solver, LL_PER_UPPER_DEFAULT)
+        return max(1, round(self.eval_work / per_upper))
 
     def settings(self) -> list[dict[str, Any]]:
         """The crossed parameter sets (before de-duplication), in axis order."""
@@ -170,7 +195,7 @@ class Suite:
         for grid in self.grids:
             for params in grid.settings():
                 key = json.dumps(
-                    [grid.problem, params, grid.seeds, grid.budget, grid.eval_every],
+                    [grid.problem, params, grid.seeds, grid.budget, grid.eval_every, grid.eval_work],
                     sort_keys=True,
                     default=str,
                 )
@@ -201,7 +226,7 @@ class Suite:
     ) -> list[sweep.Job]:
         """The runs, validated (``sweep.expand`` per grid: every instance is built once, no solver work)
         before any of them starts. ``solvers`` / ``seeds`` replace the suite's; ``budget`` keys override
-        each grid's; ``eval_every`` replaces each grid's."""
+        each grid's; ``eval_every`` replaces each grid's (and its per-solver ``eval_work`` intervals)."""
         solvs = solvers if solvers is not None else self.solver_configs()
         instances = self.instances()
         jobs: list[sweep.Job] = []
@@ -209,16 +234,21 @@ class Suite:
             settings = [params for g, params in instances if g is grid]
             if not settings:
                 continue
-            jobs += sweep.expand(
-                [(grid.problem, params) for params in settings],
-                solvs,
-                seeds if seeds is not None else list(grid.seeds),
-                {**grid.budget, **(budget or {})},
-                device,
-                dtype,
-                eval_every if eval_every is not None else grid.eval_every,
-                threads,
-            )
+            by_interval: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+            for name, config in solvs:
+                every = eval_every if eval_every is not None else grid.eval_every_for(name)
+                by_interval.setdefault(every, []).append((name, config))
+            for every, group in by_interval.items():
+                jobs += sweep.expand(
+                    [(grid.problem, params) for params in settings],
+                    group,
+                    seeds if seeds is not None else list(grid.seeds),
+                    {**grid.budget, **(budget or {})},
+                    device,
+                    dtype,
+                    every,
+                    threads,
+                )
         return list({job.run_id: job for job in jobs}.values())  # a run listed twice runs once
 
     def with_image_dir(self, image_dir: str | Path) -> Suite:
@@ -238,24 +268,25 @@ class Suite:
 
     # ------------------------------------------------------------------ cost
     def estimate(self, unit_costs: UnitCosts | None = None, jobs: int = 1) -> dict[str, float]:
-        """Estimated seconds (see ``docs/suites.md``): per run, min(max_time, max_ll_iters · c_i · w_s)
-        solver seconds (c_i: one lower iteration of instance i; w_s: the solver's work per lower iteration)
-        plus EVAL_SHARE of it for the harness's evaluation; per instance REPORT_FIGURE_S of report figures
-        and, for a 2D one, the report's TV baseline, BASELINE_LL_ITERS · c_i. ``wall`` = the runs ÷ ``jobs``
-        runs at once (one thread each) + the report (one process)."""
+        """Estimated seconds (``docs/suites.md``): per run, its solver seconds (``run_seconds``) and the
+        harness's evaluations (``evaluation_seconds``); per instance REPORT_FIGURE_S of report figures and,
+        for a 2D one, the report's TV baseline, BASELINE_LL_ITERS · c_i. ``wall`` = the runs ÷ ``jobs`` runs
+        at once (one thread each) + the report (one process)."""
         costs = unit_costs or UnitCosts()
-        solver_s = report_s = 0.0
+        solver_s = eval_s = report_s = 0.0
         for grid, params in self.instances():
             c_i = costs.lower_iteration(grid.problem, params)
             for name, _ in self.solver_configs():
-                solver_s += len(grid.seeds) * run_seconds(grid.budget, c_i, name)
+                solver_s += len(grid.seeds) * run_seconds(grid.budget, c_i, name, grid.problem)
+                every = grid.eval_every_for(name)
+                eval_s += len(grid.seeds) * evaluation_seconds(grid.budget, c_i, name, grid.problem, every)
             report_s += len(grid.seeds) * REPORT_FIGURE_S
-            if "image" in problem_registry.problem_parameters(grid.problem):
+            if family(grid.problem) == "2d":
                 report_s += len(grid.seeds) * BASELINE_LL_ITERS * c_i
-        runs_s = solver_s * (1 + EVAL_SHARE)
+        runs_s = solver_s + eval_s
         return dict(
             solver=solver_s,
-            evaluation=solver_s * EVAL_SHARE,
+            evaluation=eval_s,
             report=report_s,
             total=runs_s + report_s,
             wall=runs_s / max(1, jobs) + report_s,
@@ -302,13 +333,47 @@ class Suite:
         return "\n".join(out)
 
 
-def run_seconds(budget: dict[str, Any], c_i: float, solver: str) -> float:
-    """Solver seconds one run may take under its budget: the time cap, or the lower-level cap times the
-    instance's lower-iteration cost and the solver's work per lower iteration, whichever is smaller."""
-    bounds = [float(budget["max_time"])] if "max_time" in budget else []
+def family(problem: str) -> str:
+    """The cost tables' kind of problem: "2d" (an image problem), "deconv1d", or "small"."""
+    if "size" in problem_registry.problem_parameters(problem):
+        return "2d"
+    return "deconv1d" if problem == "deconv1d" else "small"
+
+
+def _work_factor(solver: str) -> float:
+    return WORK_PER_LL_ITER.get(solver, WORK_PER_LL_ITER_DEFAULT)
+
+
+def upper_iterations(budget: dict[str, Any], c_i: float, solver: str, problem: str) -> float:
+    """Upper iterations a run may make: its iteration budget (default: the solver's own), or what its
+    lower-level and time budgets allow at LL_PER_UPPER lower iterations each, whichever is smaller."""
+    per_upper = LL_PER_UPPER.get(family(problem), {}).get(solver, LL_PER_UPPER_DEFAULT)
+    limits = [float(budget.get("max_iters") or solver_registry.make_solver(solver).default_max_iters)]
     if "max_ll_iters" in budget:
-        bounds.append(budget["max_ll_iters"] * c_i * WORK_PER_LL_ITER.get(solver, WORK_PER_LL_ITER_DEFAULT))
-    return min(bounds) if bounds else math.inf
+        limits.append(budget["max_ll_iters"] / per_upper)
+    if "max_time" in budget:
+        limits.append(budget["max_time"] / (per_upper * c_i * _work_factor(solver)))
+    return max(1.0, min(limits))
+
+
+def run_seconds(budget: dict[str, Any], c_i: float, solver: str, problem: str = "deconv1d") -> float:
+    """Solver seconds one run may take: its lower iterations (its upper iterations × LL_PER_UPPER, at most
+    the lower-level budget) × c_i × the solver's work per lower iteration, at most max_time."""
+    per_upper = LL_PER_UPPER.get(family(problem), {}).get(solver, LL_PER_UPPER_DEFAULT)
+    ll_iters = upper_iterations(budget, c_i, solver, problem) * per_upper
+    if "max_ll_iters" in budget:
+        ll_iters = min(ll_iters, budget["max_ll_iters"])
+    seconds = ll_iters * c_i * _work_factor(solver)
+    return min(seconds, float(budget["max_time"])) if "max_time" in budget else seconds
+
+
+def evaluation_seconds(
+    budget: dict[str, Any], c_i: float, solver: str, problem: str, eval_every: int
+) -> float:
+    """Seconds of the harness's exact evaluations of one run (off its clock): the evaluated rows (every
+    ``eval_every``-th upper iteration, the first and the last) × EVAL_LL_PER_EVAL × c_i × EVAL_ITER_FACTOR."""
+    rows = math.floor(upper_iterations(budget, c_i, solver, problem) / eval_every) + 2
+    return rows * EVAL_LL_PER_EVAL[family(problem)] * c_i * EVAL_ITER_FACTOR
 
 
 def _duration(seconds: float) -> str:
@@ -401,11 +466,25 @@ NOISE_2D = (5 / 255, 10 / 255)
 SIGMAS_1D = (3.0, 5.0, 7.0)
 
 
+#: lower-level iterations between the harness's exact evaluations (``Grid.eval_work``): one evaluation costs
+#: about EVAL_LL_PER_EVAL lower iterations, so evaluating IFT's or AMIGO's every cheap iteration would
+#: cost 5–50× the run; at these intervals every solver's time to a target is read to within about this
+#: much work (MAID's iterations are longer: each of them is evaluated)
+EVAL_WORK_1D = 100
+EVAL_WORK_2D = 80
+
+
 def _image_grids(
     size: tuple[int, int], axes: dict[str, tuple], budget: dict[str, Any], **fixed: Any
 ) -> tuple:
     return tuple(
-        Grid(problem, axes=dict(axes), fixed={"size": size, **fixed}, budget=dict(budget))
+        Grid(
+            problem,
+            axes=dict(axes),
+            fixed={"size": size, **fixed},
+            budget=dict(budget),
+            eval_work=EVAL_WORK_2D,
+        )
         for problem in ("deblur2d", "semiblind2d")
     )
 
@@ -421,6 +500,7 @@ def _builtin() -> dict[str, Suite]:
                 axes={"noise": NOISE_1D},
                 seeds=(0, 1),
                 budget={"max_ll_iters": 40_000, "max_time": 10.0},
+                eval_work=EVAL_WORK_1D,
             ),
             *_image_grids(
                 (32, 32),
@@ -433,7 +513,7 @@ def _builtin() -> dict[str, Suite]:
     )
     standard = Suite(
         "standard",
-        "the README's headline: deconv1d over draws, noise and blur widths; the 2D problems at 128×128 over "
+        "the README's headline: deconv1d over draws, noise and blur widths; the 2D problems at 96×96 over "
         "5 photos × 2 noise levels × 3 blurs",
         (
             Grid(
@@ -441,11 +521,13 @@ def _builtin() -> dict[str, Suite]:
                 axes={"noise": NOISE_1D, "sigma": SIGMAS_1D},
                 seeds=(0, 1, 2, 3, 4),
                 budget={"max_ll_iters": 250_000, "max_time": 30.0},
+                eval_work=EVAL_WORK_1D,
             ),
+            # 96×96 and 2 000 lower iterations: what the harness's exact evaluations leave of 2 hours
             *_image_grids(
-                (128, 128),
+                (96, 96),
                 {"image": PHOTOGRAPHS, "noise": NOISE_2D, "blur": BLURS},
-                {"max_ll_iters": 3000, "max_time": 120.0},
+                {"max_ll_iters": 2000, "max_time": 120.0},
                 preset="certified",
             ),
         ),
@@ -457,7 +539,7 @@ def _builtin() -> dict[str, Suite]:
         "the authors' and the certified protocol",
         (
             # the paper's iteration budgets (300 / 7 500 / 4 000) bind: IFT's used 216 700 lower iterations
-            Grid("deconv1d", budget={"max_ll_iters": 300_000, "max_time": 600.0}),
+            Grid("deconv1d", budget={"max_ll_iters": 300_000, "max_time": 600.0}, eval_work=EVAL_WORK_1D),
             *_image_grids(
                 (400, 300),
                 {"image": ("astronaut", "coffee", "chelsea"), "preset": ("authors", "certified")},

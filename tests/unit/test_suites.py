@@ -151,14 +151,45 @@ def test_cost_model_arithmetic() -> None:
     assert costs.lower_iteration("deconv1d", {}) == pytest.approx(1e-5)
     assert costs.lower_iteration("deconv1d", {"n": 400}) == pytest.approx(4e-5)
     assert costs.lower_iteration("deblur2d", {"size": (100, 50)}) == pytest.approx(1e-7 * 5000 + 1e-4)
-    # the smaller of the time cap and lower-level cap × c_i × the solver's work per lower iteration
-    assert suites.run_seconds({"max_ll_iters": 1000, "max_time": 60.0}, 1e-3, "lista") == pytest.approx(4.0)
+    w_lista, per_upper = suites.WORK_PER_LL_ITER["lista"], suites.LL_PER_UPPER["deconv1d"]["lista"]
+    # the lower-level cap binds: 1000 lower iterations × c_i × LISTA's work per lower iteration
+    assert suites.run_seconds({"max_ll_iters": 1000, "max_time": 60.0}, 1e-3, "lista") == pytest.approx(
+        1000 * 1e-3 * w_lista
+    )
     assert suites.run_seconds({"max_ll_iters": 1000, "max_time": 2.0}, 1e-3, "lista") == pytest.approx(2.0)
+    # the solver's own iteration budget binds: IFT's 7 500 upper iterations × its lower iterations each
+    ift = suites.LL_PER_UPPER["deconv1d"]["ift"]
+    assert 7500 * ift < 250_000
+    assert suites.upper_iterations({"max_ll_iters": 250_000}, 1e-5, "ift", "deconv1d") == 7500
+    assert suites.run_seconds({"max_ll_iters": 250_000}, 1e-5, "ift") == pytest.approx(
+        7500 * ift * 1e-5 * suites.WORK_PER_LL_ITER["ift"]
+    )
+    # evaluations: every eval_every-th upper iteration, the first and the last row
+    rows = 1000 // per_upper // 2 + 2
+    expected = rows * suites.EVAL_LL_PER_EVAL["deconv1d"] * 1e-3 * suites.EVAL_ITER_FACTOR
+    assert suites.evaluation_seconds({"max_ll_iters": 1000}, 1e-3, "lista", "deconv1d", 2) == pytest.approx(
+        expected
+    )
     grid = Grid("deconv1d", seeds=(0, 1), budget={"max_ll_iters": 1000})
-    cost = _suite(grid, solvers=("maid",)).estimate(costs, jobs=2)
-    solver = 2 * 1000 * 1e-5 * suites.WORK_PER_LL_ITER["maid"]
-    assert cost["solver"] == pytest.approx(solver) and cost["report"] == 2 * suites.REPORT_FIGURE_S
-    assert cost["wall"] == pytest.approx(solver * (1 + suites.EVAL_SHARE) / 2 + cost["report"])
+    cost = _suite(grid, solvers=("lista",)).estimate(costs, jobs=2)
+    solver = 2 * 1000 * 1e-5 * w_lista
+    evaluation = (
+        2 * (1000 // per_upper + 2) * suites.EVAL_LL_PER_EVAL["deconv1d"] * 1e-5 * suites.EVAL_ITER_FACTOR
+    )
+    assert cost["solver"] == pytest.approx(solver) and cost["evaluation"] == pytest.approx(evaluation)
+    assert cost["report"] == 2 * suites.REPORT_FIGURE_S
+    assert cost["wall"] == pytest.approx((solver + evaluation) / 2 + cost["report"])
+
+
+def test_eval_work_sets_each_solver_evaluation_interval() -> None:
+    grid = Grid("deblur2d", fixed={"size": (8, 8)}, budget=BUDGET, eval_work=80)
+    per_upper = suites.LL_PER_UPPER["2d"]
+    assert grid.eval_every_for("ift") == round(80 / per_upper["ift"]) == 4
+    assert grid.eval_every_for("maid") == 1  # an iteration longer than the interval: each is evaluated
+    assert Grid("deconv1d", budget=BUDGET, eval_every=3).eval_every_for("ift") == 3
+    jobs = _suite(grid, solvers=("maid", "ift")).jobs()
+    assert {j.solver: j.eval_every for j in jobs} == {"maid": 1, "ift": 4}
+    assert {j.eval_every for j in _suite(grid, solvers=("maid", "ift")).jobs(eval_every=2)} == {2}
 
 
 def test_estimates_print_before_anything_runs(capsys) -> None:
