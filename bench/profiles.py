@@ -296,7 +296,7 @@ def _panels(
     ylabel: str,
     title: str,
     path: Path,
-    base: float = 10.0,
+    base: int = 10,
     lo: float | None = None,
     cols: int = 3,
 ) -> None:
@@ -320,6 +320,7 @@ def _panels(
         finite = arr[np.isfinite(arr) & (arr > 0)]
         left = lo if lo is not None else (finite.min() if finite.size else 1.0)
         right = max(finite.max() if finite.size else left, left) * PLATEAU  # room for ρ(∞)
+        right = max(right, left * MIN_SPAN[base])  # ticks to read even when every cost is equal
         for series in values.columns:
             xs, ys = _step_curve(values[series].to_numpy(dtype=float), left, right)
             solved = int(np.isfinite(values[series]).sum())
@@ -396,6 +397,8 @@ def _forest(ratios: pd.DataFrame, reference: str, path: Path) -> None:
 
 #: the x axis of a profile runs this factor past the largest finite value, so the plateau ρ(∞) shows
 PLATEAU = 1.6
+#: the x axis spans at least this factor (log base → factor)
+MIN_SPAN = {2: 4.0, 10: 10.0}
 #: decade ticks (instead of 1-2-5 steps, which crowd) from this many decades of x range on
 DECADE_TICKS_FROM = 1.5
 
