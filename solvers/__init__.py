@@ -3,19 +3,70 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
 
-from solvers.amigo import AmIGO
+from solvers.amigo import Amortised
 from solvers.base import Solver, SolverState
-from solvers.f2sa import F2SA
+from solvers.f2sa import ValuePenalty
+from solvers.fixed_step import Estimator, FixedStep, estimator_of
 from solvers.hoag import HOAG
-from solvers.ift import IFT
-from solvers.lista import LISTA
+from solvers.ift import ImplicitCG
+from solvers.lista import Unrolled
 from solvers.maid import MAID
 from solvers.maid_accel import MAIDAccel
-from solvers.neumann import JFB, Neumann
-from solvers.trbp import TRBP
+from solvers.neumann import JacobianFree, NeumannSeries
+from solvers.trbp import TruncatedBackprop
 
-#: the paper's three solvers first, then the field's baselines (issue 10)
+
+# ------------------------------------------------------------------------- compositions
+# A fixed-step solver is (hypergradient estimator) × (step rule): its config fields are the step rule's
+# ``step0`` followed by the estimator's (``docs/solvers.md`` describes each).
+@dataclass(frozen=True)
+class IFT(ImplicitCG, FixedStep):
+    summary: ClassVar[str] = "fixed step × implicit differentiation, CG adjoint (Arndt 2022, Alg. 1)"
+    name: ClassVar[str] = "ift"
+
+
+@dataclass(frozen=True)
+class LISTA(Unrolled, FixedStep):
+    summary: ClassVar[str] = "fixed step × unrolled differentiation through K steps (Arndt 2022, Alg. 2)"
+    name: ClassVar[str] = "lista"
+    default_max_iters: ClassVar[int] = 4000
+
+
+@dataclass(frozen=True)
+class Neumann(NeumannSeries, FixedStep):
+    summary: ClassVar[str] = "fixed step × K-term Neumann-series adjoint (Lorraine et al. 2020)"
+    name: ClassVar[str] = "neumann"
+
+
+@dataclass(frozen=True)
+class JFB(JacobianFree, FixedStep):
+    summary: ClassVar[str] = "fixed step × Jacobian-free backpropagation, the K = 1 series (Fung et al. 2022)"
+    name: ClassVar[str] = "jfb"
+
+
+@dataclass(frozen=True)
+class TRBP(TruncatedBackprop, FixedStep):
+    summary: ClassVar[str] = "fixed step × truncated back-propagation through K steps (Shaban et al. 2019)"
+    name: ClassVar[str] = "trbp"
+
+
+@dataclass(frozen=True)
+class AmIGO(Amortised, FixedStep):
+    summary: ClassVar[str] = "fixed step × amortised warm-started inner steps (Arbel & Mairal 2022)"
+    name: ClassVar[str] = "amigo"
+
+
+@dataclass(frozen=True)
+class F2SA(ValuePenalty, FixedStep):
+    summary: ClassVar[str] = "fixed step × first-order value-function penalty gradient (Kwon et al. 2023)"
+    name: ClassVar[str] = "f2sa"
+
+
+#: the paper's three solvers first, then the field's baselines; MAID, HOAG and maid_accel choose their
+#: own steps (line searches, an adaptive constant), the others are the compositions above
 _REGISTRY: dict[str, type] = {
     cls.name: cls for cls in (MAID, IFT, LISTA, HOAG, MAIDAccel, Neumann, JFB, TRBP, AmIGO, F2SA)
 }
@@ -66,8 +117,18 @@ def make_solver(name: str, **config: object) -> Solver:
 
 
 __all__ = [
+    "F2SA",
+    "IFT",
+    "JFB",
+    "LISTA",
+    "TRBP",
+    "AmIGO",
+    "Estimator",
+    "FixedStep",
+    "Neumann",
     "Solver",
     "SolverState",
+    "estimator_of",
     "list_solvers",
     "make_solver",
     "register_solver",

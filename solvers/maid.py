@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
-from solvers.base import SolverState, check_range
+from solvers.base import PRECOND_EXAMPLES, SolverState, check_range, check_string
 
 
 @dataclass
@@ -85,8 +85,7 @@ class MAID:
         check_range(self, "nu_bar", 1, hi=None, lo_open=False)
         check_range(self, "tol", 0)
         check_range(self, "tangent_share", 0, optional=True)
-        if not isinstance(self.cg_precond, str):
-            raise ValueError(f"MAID.cg_precond must be a string ('none', 'jacobi'), got {self.cg_precond!r}")
+        check_string(self, "cg_precond", PRECOND_EXAMPLES)
         for f in ("max_backtracks", "max_accuracy_retries", "ll_max_iters", "cg_max_iters"):
             check_range(self, f, 1, lo_open=False)
 
