@@ -18,9 +18,9 @@ Penalty schedule: λ_k = min(λ₀ (1 + k)^p, λ_max), polynomial growth as in t
 fixed number of inner steps with step sizes tied to λ_k (α_k λ_k ≲ inner step); with exact gradients we
 control the inner accuracy directly (with T fixed steps and a fixed α the coupled iteration diverges once
 λ·α·‖J‖²/μ outgrows the inner contraction — measured on `quadratic`). λ₀, p, λ_max, ε₀ are our choices.
-Work: lower steps of both inner problems counted in ``ll_iters`` (one ∇_x f each), ∂_θ h by two counted
-∇_x f evaluations (``ll_gap_grad_theta``), no Hessian-vector products; ∇_x g in the x-steps and ∂_θ g are
-not counted (as in every solver's hypergradient assembly).
+Work: lower steps of both inner problems counted in ``ll_iters`` (one ∇_x f each), the ∇_x g of each
+x-step in ``ul_grad_evals``, ∂_θ h by two counted ∇_x f evaluations (``ll_gap_grad_theta``), ∂_θ g + ∇r as
+one ``hypergrad_evals``; no Hessian-vector products.
 """
 
 from __future__ import annotations
