@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import ClassVar
 
 from solvers.amigo import Amortised
 from solvers.base import Solver, SolverState
 from solvers.f2sa import ValuePenalty
-from solvers.fixed_step import Estimator, FixedStep, estimator_of
+from solvers.fixed_step import Estimator, FixedStep, estimator_of, fixed_step_solver
 from solvers.hoag import HOAG
 from solvers.ift import ImplicitCG
 from solvers.lista import Unrolled
@@ -18,52 +16,21 @@ from solvers.maid_accel import MAIDAccel
 from solvers.neumann import JacobianFree, NeumannSeries
 from solvers.trbp import TruncatedBackprop
 
-
 # ------------------------------------------------------------------------- compositions
-# A fixed-step solver is (hypergradient estimator) × (step rule): its config fields are the step rule's
-# ``step0`` followed by the estimator's (``docs/solvers.md`` describes each).
-@dataclass(frozen=True)
-class IFT(ImplicitCG, FixedStep):
-    summary: ClassVar[str] = "fixed step × implicit differentiation, CG adjoint (Arndt 2022, Alg. 1)"
-    name: ClassVar[str] = "ift"
-
-
-@dataclass(frozen=True)
-class LISTA(Unrolled, FixedStep):
-    summary: ClassVar[str] = "fixed step × unrolled differentiation through K steps (Arndt 2022, Alg. 2)"
-    name: ClassVar[str] = "lista"
-    default_max_iters: ClassVar[int] = 4000
-
-
-@dataclass(frozen=True)
-class Neumann(NeumannSeries, FixedStep):
-    summary: ClassVar[str] = "fixed step × K-term Neumann-series adjoint (Lorraine et al. 2020)"
-    name: ClassVar[str] = "neumann"
-
-
-@dataclass(frozen=True)
-class JFB(JacobianFree, FixedStep):
-    summary: ClassVar[str] = "fixed step × Jacobian-free backpropagation, the K = 1 series (Fung et al. 2022)"
-    name: ClassVar[str] = "jfb"
-
-
-@dataclass(frozen=True)
-class TRBP(TruncatedBackprop, FixedStep):
-    summary: ClassVar[str] = "fixed step × truncated back-propagation through K steps (Shaban et al. 2019)"
-    name: ClassVar[str] = "trbp"
-
-
-@dataclass(frozen=True)
-class AmIGO(Amortised, FixedStep):
-    summary: ClassVar[str] = "fixed step × amortised warm-started inner steps (Arbel & Mairal 2022)"
-    name: ClassVar[str] = "amigo"
-
-
-@dataclass(frozen=True)
-class F2SA(ValuePenalty, FixedStep):
-    summary: ClassVar[str] = "fixed step × first-order value-function penalty gradient (Kwon et al. 2023)"
-    name: ClassVar[str] = "f2sa"
-
+# A fixed-step solver is (hypergradient estimator) × (fixed step rule): its config fields are the step rule's
+# ``step0`` followed by the estimator's (``docs/solvers.md`` describes each). Class name, solver name,
+# estimator, what ``adpbench list`` says of it.
+IFT = fixed_step_solver("IFT", "ift", ImplicitCG, "implicit differentiation, CG adjoint (Arndt 2022, Alg. 1)")
+LISTA = fixed_step_solver(
+    "LISTA", "lista", Unrolled, "unrolled differentiation (Arndt 2022, Alg. 2)", default_max_iters=4000
+)
+Neumann = fixed_step_solver(
+    "Neumann", "neumann", NeumannSeries, "Neumann-series adjoint (Lorraine et al. 2020)"
+)
+JFB = fixed_step_solver("JFB", "jfb", JacobianFree, "Jacobian-free backpropagation, K = 1 (Fung et al. 2022)")
+TRBP = fixed_step_solver("TRBP", "trbp", TruncatedBackprop, "truncated back-propagation (Shaban et al. 2019)")
+AmIGO = fixed_step_solver("AmIGO", "amigo", Amortised, "amortised inner steps (Arbel & Mairal 2022)")
+F2SA = fixed_step_solver("F2SA", "f2sa", ValuePenalty, "value-function penalty gradient (Kwon et al. 2023)")
 
 #: the paper's three solvers first, then the field's baselines; MAID, HOAG and maid_accel choose their
 #: own steps (line searches, an adaptive constant), the others are the compositions above
@@ -129,6 +96,7 @@ __all__ = [
     "Solver",
     "SolverState",
     "estimator_of",
+    "fixed_step_solver",
     "list_solvers",
     "make_solver",
     "register_solver",

@@ -3,9 +3,10 @@
 A fixed-step solver is an *estimator* of the hypergradient z ≈ ∇F(θ) (implicit differentiation, a Neumann
 series, truncated back-propagation, unrolling, amortised inner steps, a value-function penalty: one file
 each) times this *step rule*. Both are frozen-dataclass mixins that declare their own config fields; the
-composition ``class IFT(ImplicitCG, FixedStep)`` (``solvers/__init__.py``) is a flat frozen dataclass whose
-fields are the step rule's ``step0`` followed by the estimator's. MAID and HOAG choose their steps
-themselves and are not compositions.
+composition ``fixed_step_solver("IFT", "ift", ImplicitCG, …)`` (``solvers/__init__.py``), i.e. the class
+``IFT(ImplicitCG, FixedStep)``, is a flat frozen dataclass whose fields are the step rule's ``step0``
+followed by the estimator's. MAID, its variant ``maid_accel`` and HOAG choose their steps themselves and
+are not compositions.
 
 One upper iteration: the estimate made at θ_k (by the previous update, or by ``init`` at θ₀) gives z_k, the
 step θ_{k+1} = θ_k − α z_k is taken, and the estimator runs at θ_{k+1}, warm-started from what it kept at
@@ -78,6 +79,23 @@ class FixedStep(Piece):
         hypergrad_norm = float(torch.linalg.vector_norm(z))
         theta = state.theta - state.step_size * z
         return replace(state, **self.estimate(problem, theta, state), hypergrad_norm=hypergrad_norm)
+
+
+def fixed_step_solver(
+    cls_name: str,
+    name: str,
+    estimator: type[Estimator],
+    summary: str,
+    module: str = "solvers",
+    **class_vars: Any,
+) -> type:
+    """The solver class ``estimator`` × :class:`FixedStep`: a frozen dataclass with the step rule's field and
+    the estimator's, registered under ``name``. Assign it to ``cls_name`` in ``module`` (so that it pickles
+    by name); ``class_vars`` overrides class attributes such as ``default_max_iters``."""
+    summary = f"fixed step × {summary}"
+    namespace = {"__module__": module, "__qualname__": cls_name, "__doc__": f"`{name}` — {summary}."}
+    namespace.update(name=name, summary=summary)
+    return dataclass(frozen=True)(type(cls_name, (estimator, FixedStep), {**namespace, **class_vars}))
 
 
 def estimator_of(cls: type) -> type[Estimator] | None:
