@@ -44,6 +44,10 @@ class Solver(Protocol):
     def update(self, problem: BilevelProblem, state: SolverState) -> SolverState: ...
 
 
+#: what the error for a non-string ``cg_precond`` suggests ("none": plain CG; a kind a problem implements)
+PRECOND_EXAMPLES = "'none', 'jacobi'"
+
+
 def check_range(
     config: object,
     field: str,
@@ -78,6 +82,13 @@ def check_range(
         rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
         name = type(config).__name__
         raise ValueError(f"{name}.{field} must be in {rng}, got {value!r}")
+
+
+def check_string(config: object, field: str, examples: str) -> None:
+    """Raise a ValueError naming the field when a config value is not a string (``examples``: valid ones)."""
+    value = getattr(config, field)
+    if not isinstance(value, str):
+        raise ValueError(f"{type(config).__name__}.{field} must be a string ({examples}), got {value!r}")
 
 
 def config_dict(config: object) -> dict[str, object]:
