@@ -401,13 +401,14 @@ def _check_grid(grid: Grid, where: str) -> None:
     sweep.check_eval_every(grid.eval_every, f"{where}: eval_every")
 
     def check_key(key: str, what: str) -> None:
+        """``what``: how the message names the key ("axis 'noise'", "axis 'blur' sets 'kernel'", ...)."""
         if key in RESERVED:
-            raise ValueError(f"{where}: {what} {key!r} is set by {RESERVED[key]}, not as a parameter")
+            raise ValueError(f"{where}: {what} is set by {RESERVED[key]}, not as a parameter")
         if key not in valid:
-            raise ValueError(f"{where}: {what} {key!r} is not a parameter; valid: {choices}")
+            raise ValueError(f"{where}: {what} is not a parameter; valid: {choices}")
 
     for key in grid.fixed:
-        check_key(key, "fixed parameter")
+        check_key(key, f"fixed parameter {key!r}")
     _check_values(grid.problem, grid.fixed, where, "fixed parameters")
     for axis, values in grid.axes.items():
         if not isinstance(values, (tuple, list)) or not values:
@@ -415,7 +416,9 @@ def _check_grid(grid: Grid, where: str) -> None:
         for value in values:
             keys = list(value) if isinstance(value, dict) else [axis]
             for key in keys:
-                check_key(key, f"axis {axis!r}: parameter" if isinstance(value, dict) else "axis")
+                check_key(
+                    key, f"axis {axis!r} sets {key!r}, which" if isinstance(value, dict) else f"axis {key!r}"
+                )
                 if key in grid.fixed:
                     raise ValueError(f"{where}: axis {axis!r} sets {key!r}, which the grid also fixes")
             _check_values(

@@ -59,7 +59,10 @@ def test_duplicates_run_once() -> None:
         (Grid("deconv1d", axes={"noise": ("loud",)}, budget=BUDGET), "axis 'noise': deconv1d.noise must be"),
         (Grid("deconv1d", axes={"noise": ()}, budget=BUDGET), "axis 'noise' needs a non-empty list"),
         (Grid("deconv1d", axes={"seed": (1, 2)}, budget=BUDGET), "axis 'seed' is set by the grid's seeds"),
-        (Grid("deconv1d", axes={"b": ({"sigmaa": 1.0},)}, budget=BUDGET), "axis 'b': parameter 'sigmaa'"),
+        (
+            Grid("deconv1d", axes={"b": ({"sigmaa": 1.0},)}, budget=BUDGET),
+            "axis 'b' sets 'sigmaa', which is not a parameter",
+        ),
         (Grid("deconv1d", axes={"noise": (0.1,)}, fixed={"noise": 0.2}, budget=BUDGET), "also fixes"),
         (Grid("deblur2d", axes={"blur": ("blurry",)}, budget=BUDGET), "axis 'blur': blur 'blurry'"),
         (Grid("deblur2d", axes={"blur": ("line:9:0",)}, budget=BUDGET), "needs kernel_size ≥ 9, got 5"),
