@@ -97,8 +97,8 @@ def test_projection_jacobian_matches_autograd(kind: str) -> None:
 
 
 def test_isotropic_complementarity_has_no_cancellation() -> None:
-    """On the sphere the isotropic c is computed as ½α|d|‖n_p − n_d‖²: exact zeros where p = α d/|d|, where the
-    plain α|d| − ⟨p, d⟩ would leave rounding of order u·α·TV (whose square root would enter the bound)."""
+    """On the sphere the isotropic c is computed as ½α|d|‖n_p − n_d‖²: exact zeros where p = α d/|d|, where
+    the plain α|d| − ⟨p, d⟩ would leave rounding of order u·α·TV (whose square root would enter the bound)."""
     tv = TotalVariation(0.7, "isotropic")
     d = forward_differences(_rand((3, 9, 9), 7))
     p = tv.project(d * 1e3)
