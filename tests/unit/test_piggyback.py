@@ -179,8 +179,9 @@ def test_adjoint_counts_equal_hessian_calls() -> None:
 
 
 class DenseTheta1D:
-    """1D, θ = B a dense matrix: f = ½‖Bx − y‖² + (ζ/2)‖x‖², g = ½‖Ax − y‖² (A known, as in SPEC's
-    tikhonov_adp), so J(x)[V] = Vᵀ(Bx − y) + BᵀVx, ‖J(x)‖ ≤ ‖Bx − y‖ + ‖B‖‖x‖, L_J ≤ 2‖B‖, L_g = ‖A‖²."""
+    """1D, θ = B a dense matrix: f = ½‖Bx − y‖² + (ζ/2)‖x‖², g = ½‖Ax − y‖² (A known, as in the
+    tikhonov_adp problem), so J(x)[V] = Vᵀ(Bx − y) + BᵀVx, ‖J(x)‖ ≤ ‖Bx − y‖ + ‖B‖‖x‖, L_J ≤ 2‖B‖ and
+    L_g = ‖A‖²."""
 
     def __init__(self, n: int = 32):
         t = torch.arange(n, dtype=DT)
