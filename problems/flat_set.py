@@ -17,7 +17,8 @@ curvature W_j = (I − n_j n_jᵀ)/|d_j|, n_j = d_j/|d_j|, of the Euclidean norm
 
 Identification from a primal–dual point (x, p): the projection of the dual step is linearised at v = p + σDx
 (the fixed-point form of its argument). An entry (pixel) is flat where v lies strictly inside the ball, |v|
-< α — there the projection is the identity and p is free — and non-flat where it is clipped. For isotropic
+< α — there the projection is the identity and p is free — and non-flat where it is clipped; an edge whose
+two pixels the flat edges already join is flat too (the closure, ``identify``). For isotropic
 TV the curvature is read off the same linearisation: at a fixed point |v_j| = α + σ|d_j| and n_j =
 v_j/|v_j|, so W_j = σ(I − n_j n_jᵀ)/(|v_j| − α); with these weights the piggyback iteration and projected CG
 (``problems.piggyback``) solve one and the same system.

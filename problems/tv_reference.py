@@ -7,17 +7,19 @@ Given a primal–dual point (x, p) close to x̂ (``problems.primal_dual``), with
    (anisotropic, with the signs of the support) or smooth (isotropic, away from 0) — so x_S = argmin over
    V_S of f + that term is found by Newton's method on V_S: v ← v − (PĤ(v)P)⁺ P(∇f(v) + Dᵀt(v)), t = α·sign
    or α·d/|d| on the support, each Newton system by CG to the dtype's resolution (one step is exact for
-   anisotropic TV).
-2. Dual. A subgradient p* = t(x_S) + β with β on S solving D_Sᵀβ = −(∇f(x_S) + Dᵀt): β = p_S + D_S w, the
-   primal–
-   dual β corrected by the least-norm solution (D_SᵀD_S w = residual, a graph Laplacian, CG).
+   anisotropic TV), with a line search on the reduced objective (a full step may cross a kink of |d|).
+2. Dual. A subgradient p* = t(x_S) + β with β on the free entries solving D_freeᵀβ = −(∇f(x_S) + Dᵀt):
+   β = p_free + D_free w, the primal–dual β corrected by the least-norm solution (D_freeᵀD_free w = residual,
+   a graph Laplacian, CG); if that leaves B_α, alternating projections between the ball and the affine set.
 3. Verification. x_S is the minimiser iff p* is dual feasible (‖p*‖* ≤ α) and complementary: the support signs
    (normals) are those of Dx_S, and Dx_S = 0 on S. p* is projected onto B_α (it may leave it by the solve's
    dual error) and the certificate of ``problems.primal_dual`` at (x_S, p*) — a gap of the order of rounding
    when the structure is right — bounds ‖x_S − x̂‖, independently of how (x, p) was found.
 
 The margins returned (min dual slack α − ‖p*_e‖ on S, min |(Dx_S)_e| on the support) say how far θ is from a
-point where x̂ is not differentiable: both > 0 is strict complementarity with a stable support.
+point where x̂ is not differentiable: both > 0 is strict complementarity with a stable support. (A zero slack
+does not prove degeneracy — another optimal dual may be strictly inside — so the tests compare the structures
+at θ ± h instead.)
 """
 
 from __future__ import annotations
