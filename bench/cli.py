@@ -11,7 +11,7 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import backends, listing, report, sweep
+from bench import backends, listing, report, suites, sweep
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
@@ -84,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in sweep.BUDGET_KEYS:
         if getattr(args, key) is not None:
             budget[key] = getattr(args, key)
-    if not budget:
+    suite = _suite(args, cfg)
+    if not budget and suite is None:  # a suite's grids carry their own budgets; flags override them
         budget["max_time"] = DEFAULT_MAX_TIME
     problem_params = _parse_assignments(args.param, "param")
     solver_params = _parse_assignments(args.solver_param, "solver-param")
@@ -93,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         [(n, {}) for n in names]
         if names
         else [(e["name"], dict(e.get("params", {}))) for e in cfg.get("problems", [])]
-        or [(n, {}) for n in DEFAULT_PROBLEMS]
+        or ([] if suite else [(n, {}) for n in DEFAULT_PROBLEMS])
     )
     names = _split(args.solver)
     if names and "all" in names:  # `-s all`: every registered solver, in registry order
@@ -104,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         [(n, {}) for n in names]
         if names
         else [(e["name"], dict(e.get("config", {}))) for e in cfg.get("solvers", [])]
-        or [(n, {}) for n in DEFAULT_SOLVERS]
+        or (suite.solver_configs() if suite else [(n, {}) for n in DEFAULT_SOLVERS])
     )
     preset = args.preset or cfg.get("preset")
     if preset is not None:
@@ -126,23 +127,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--param/--solver-param name(s) {', '.join(unknown)} match no selected problem or solver"
         )
     seeds = _seeds(args.seed) if args.seed else list(cfg.get("seeds", [0]))
-    out = Path(args.out or cfg.get("out", f"{DEFAULT_OUT_ROOT}/{probs[0][0]}" if probs else DEFAULT_OUT_ROOT))
+    first = f"suite-{suite.name}" if suite else probs[0][0] if probs else None
+    out = Path(args.out or cfg.get("out", f"{DEFAULT_OUT_ROOT}/{first}" if first else DEFAULT_OUT_ROOT))
     execution = _execution(args, cfg)
     n_runs = len(probs) * len(solvs) * len(seeds)
+    if suite is not None:  # seeds: the suite's, unless --seed / seeds = [...] replaces them
+        seeds = _seeds(args.seed) if args.seed else cfg.get("seeds")
+        n_runs = suite.size()["instances"] * len(solvs)
     threads = _first(args.threads, cfg.get("threads"))
     if threads is None:  # one run at a time: DEFAULT_THREADS; concurrent runs share the cores
         sequential = execution.backend == "local" and backends.concurrency(execution, n_runs) == 1
         threads = DEFAULT_THREADS if sequential else backends.default_threads(execution, n_runs)
-    jobs = sweep.expand(
-        probs,
-        solvs,
-        seeds,
-        budget,
-        args.device or cfg.get("device", "cpu"),
-        args.dtype or cfg.get("dtype", "float64"),
-        args.eval_every if args.eval_every is not None else cfg.get("eval_every", 1),
-        threads,
-    )
+    device, dtype = args.device or cfg.get("device", "cpu"), args.dtype or cfg.get("dtype", "float64")
+    eval_every = args.eval_every if args.eval_every is not None else cfg.get("eval_every")
+    if suite is not None:
+        at_once = backends.concurrency(execution, n_runs)
+        print(f"adpbench: {suite.name}: {suite.line(at_once)}")
+        options = dict(device=device, dtype=dtype, threads=threads, solvers=solvs, seeds=seeds)
+        jobs = suite.jobs(**options, budget=budget, eval_every=eval_every)
+    else:
+        jobs = sweep.expand(probs, solvs, seeds, budget, device, dtype, eval_every or 1, threads)
     at_once = backends.concurrency(execution, len(jobs))
     print(
         f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "
@@ -151,9 +155,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress, execution=execution)
     if not args.no_report:
         print()
-        print(report.write_report(out, target=args.target))
+        print(report.write_report(out, target=args.target, reference_solver=args.reference_solver))
         print(f"report: {out / report.SUMMARY_FILE}")
     return 0
+
+
+def _suite(args: argparse.Namespace, cfg: dict[str, Any]) -> suites.Suite | None:
+    """The suite of --suite / ``suite = "NAME"``, which then sets the problems (None without one)."""
+    name, image_dir = _first(args.suite, cfg.get("suite")), _first(args.image_dir, cfg.get("image_dir"))
+    if name is None:
+        if image_dir is not None:
+            raise ValueError("--image-dir (TOML: image_dir) needs --suite NAME (TOML: suite)")
+        return None
+    given = [flag for flag, value in (("--problem", args.problem), ("--param", args.param)) if value]
+    given += [f"{key} in {args.config}" for key in ("problems",) if key in cfg]
+    if args.preset or "preset" in cfg:
+        given.append("--preset (TOML: preset)")
+    if given:
+        raise ValueError(f"suite {name!r} sets the problems and their parameters; drop {', '.join(given)}")
+    return suites.get(name, image_dir)
 
 
 def _first(*values: Any) -> Any:
@@ -180,13 +200,33 @@ def _execution(args: argparse.Namespace, cfg: dict[str, Any]) -> backends.Execut
 def cmd_report(args: argparse.Namespace) -> int:
     if not Path(args.dir).is_dir():
         raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
-    print(report.write_report(args.dir, target=args.target, figures=not args.no_figures))
+    print(
+        report.write_report(
+            args.dir, target=args.target, figures=not args.no_figures, reference_solver=args.reference_solver
+        )
+    )
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     print(listing.render(args.kind, args.name))
     return 0
+
+
+def _reference_solver(text: str) -> str:
+    valid = solver_registry.solver_names()
+    if text not in valid:
+        raise argparse.ArgumentTypeError(f"must be a registered solver ({', '.join(valid)}), got {text!r}")
+    return text
+
+
+def _reference_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference-solver",
+        type=_reference_solver,
+        default="maid",
+        help="the solver the report's time ratios and their bootstrap intervals divide by (default maid)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="solver name(s), comma-separated or repeated; `all` = every registered solver",
     )
+    p.add_argument(
+        "--suite",
+        help=f"a named suite of instances, solvers, seeds and budgets: {', '.join(suites.names())} "
+        "(adpbench list shows their sizes and costs; -s, --seed and budget flags override them)",
+    )
+    p.add_argument("--image-dir", help="with --suite: the 2D problems over this folder's PNG/JPEG/TIFF files")
     p.add_argument("--seed", action="append", help="seed(s), comma-separated or repeated (default 0)")
     p.add_argument("--param", action="append", metavar="PROBLEM.KEY=VALUE", help="problem parameter")
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
@@ -242,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, positive=False),
         help="upper value to time against (default: per problem)",
     )
+    _reference_flag(p)
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     x = p.add_argument_group("execution (see README: running sweeps on many cores and on a cluster)")
@@ -277,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir")
     r.add_argument("--target", type=_number(float, positive=False))
     r.add_argument("--no-figures", action="store_true")
+    _reference_flag(r)
     r.set_defaults(func=cmd_report)
     lst = sub.add_parser(
         "list", help="problems, solvers, protocols and suites, one line each; `list KIND NAME` for details"

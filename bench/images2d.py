@@ -26,6 +26,23 @@ def _instance_key(problem: str, params_json: str) -> str:
     return hashlib.sha1(f"{problem}:{params_json}".encode()).hexdigest()[:12]
 
 
+#: instance parameters a suite varies, named in figure files when they are off the problem's default
+TAGGED_PARAMS = ("noise", "blur", "kernel_size")
+
+
+def figure_tag(problem: str, params: dict) -> str:
+    """A file-name stem per instance: problem, image (a file's stem), preset, seed, and the suite axes
+    (``TAGGED_PARAMS``) that differ from their default, so instances in one folder never share a file."""
+    defaults = problem_registry.problem_parameters(problem)
+    image = Path(str(params.get("image"))).stem
+    tag = f"{problem}_{image}_{params.get('preset')}_seed{params.get('seed')}"
+    for key in TAGGED_PARAMS:
+        if key in params and params[key] != defaults.get(key):
+            value = f"{params[key]:.4g}" if isinstance(params[key], float) else str(params[key])
+            tag += f"_{key}{value}"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in tag)
+
+
 def _make(problem: str, params_json: str):
     params = json.loads(params_json)
     params["device"] = "cpu"
@@ -110,7 +127,7 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
     for (problem, params_json), group in first.groupby(["problem", "problem_params"], sort=False):
         params = json.loads(params_json)
         prob, x_tv = baseline(out_dir, problem, params_json)
-        tag = f"{problem}_{params.get('image')}_{params.get('preset')}_seed{params.get('seed')}"
+        tag = figure_tag(problem, params)
         panels = [
             ("truth", prob.x_true.cpu(), None),
             ("blurry", prob.y.cpu(), prob.blurry_metrics()),

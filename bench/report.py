@@ -72,6 +72,10 @@ def label_configs(traces: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         for run_id in group.index:
             for key, value in flats[run_id].items():
                 values.setdefault(key, set()).add(value)
+        for run_id in group.index:  # a shared setting some runs record and others leave at its default
+            for key in values:
+                if "." not in key and key not in flats[run_id]:
+                    values[key].add(None)
         # a solver field differs when runs of that solver disagree; shared settings when any runs do
         differing = sorted(k for k, v in values.items() if len(v) > 1)
         differing_all += [k for k in differing if k not in differing_all]
@@ -208,9 +212,11 @@ def write_report(
     target: float | None = None,
     figures: bool = True,
     warn: Callable[[str], None] = _warn,
+    reference_solver: str = "maid",
 ) -> str:
     """Write summary.md, summary.csv and figures into out_dir; return the markdown text. Damaged runs are
-    named through ``warn`` and in the summary, and skipped."""
+    named through ``warn`` and in the summary, and skipped. ``reference_solver``: the denominator of the
+    aggregates' time ratios (``bench/profiles.py``)."""
     out_dir = Path(out_dir)
     damaged: list[str] = []
 
@@ -276,16 +282,37 @@ def write_report(
             "",
             markdown_table(quality, QUALITY_COLUMNS),
         ]
+    aggregate = aggregates(traces, out_dir, reference_solver, figures)
+    if aggregate is not None:
+        parts += ["", aggregate[0]]
     if figures:
         from bench import plots
 
         names = plots.make_figures(traces, runs, out_dir)
         if image_problems:
             names += images2d.figures(img, runs, out_dir)
+        names += aggregate[1] if aggregate is not None else []
         parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
     text = "\n".join(parts) + "\n"
     (out_dir / SUMMARY_FILE).write_text(text)
     return text
+
+
+def aggregates(
+    traces: pd.DataFrame, out_dir: Path, reference_solver: str, figures: bool
+) -> tuple[str, list[str]] | None:
+    """Profiles, ECDFs and bootstrap intervals across instances (``bench/profiles.py``) from the targets
+    table of the harness's exact values; None where this build has no targets table (``bench.verdicts``)."""
+    try:
+        from bench import verdicts
+    except ImportError:
+        return None
+    from bench import profiles
+
+    table = verdicts.targets_table(traces)
+    # a series is a solver configuration: not the report's label, which also names problem parameters
+    table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna("")
+    return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
 
 
 def execution_by_run(traces: pd.DataFrame) -> pd.Series:

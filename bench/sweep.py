@@ -9,6 +9,8 @@ TOML layout (every key optional; CLI flags override)::
     threads = 1              # torch intra-op threads per run
     eval_every = 1
     preset = "certified"     # 2D problems only: certified | authors | authors-fix-<deviation>
+    suite = "quick"          # a named suite (bench/suites.py) instead of [[problems]]; image_dir = "..."
+                             # puts a folder's images on its image axes
     [budget]
     max_time = 20.0          # solver seconds per run (> 0)
     max_iters = 500          # upper iterations per run (≥ 1; default: each solver's paper setting)
@@ -78,6 +80,8 @@ TOP_KEYS = {
     "backend",
     "scheduler",
     "slurm",
+    "suite",
+    "image_dir",
 }
 #: problem parameters set by their own option, never through --param / params
 RUN_LEVEL_PARAMS = {"dtype": "--dtype (TOML: dtype)", "device": "--device (TOML: device)"}
@@ -151,7 +155,7 @@ def check_seeds(value: object, where: str = "seeds") -> list[int]:
     return list(value)
 
 
-_STRING_KEYS = ("out", "device", "dtype", "preset")
+_STRING_KEYS = ("out", "device", "dtype", "preset", "suite", "image_dir")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

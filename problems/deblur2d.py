@@ -46,6 +46,8 @@ Other choices where SPEC is silent (recorded in ``params``):
   replicate / reflect, cached per θ).
 * metrics — PSNR and SSIM (scikit-image, ``data_range=1``, ``channel_axis``) of x clamped to [0, 1].
 * image — a bundled scikit-image name or a path to your own file (``problems/images.py``).
+* blur — the known kernel b_A (and b₀): ``"motion"``, the paper's diagonal, by default; a Gaussian or a
+  linear motion at an angle by name (``problems/kernels.py``), inside the ``kernel_size`` support.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ from torch import Tensor
 
 from problems import parameter_sets
 from problems.base import BilevelProblem
-from problems.conv2d import BOUNDARIES, Conv2D, conv2d, gaussian_kernel, motion_kernel
+from problems.conv2d import BOUNDARIES, Conv2D, conv2d, gaussian_kernel
 from problems.images import RGB_IMAGES, as_size, load_rgb_image
+from problems.kernels import blur_kernel
 from problems.lower import LowerResult
 from problems.precond2d import FourierPreconditioner, JacobiPreconditioner, tv_mean_curvature
 from problems.regularisers import H1_FORMS, H1Penalty, SmoothedTV
@@ -120,6 +123,7 @@ class Deblur2D(BilevelProblem):
         noise: float = 5 / 255,
         step0: float = 1e-6,
         kernel_size: int = 5,
+        blur: str = "motion",
         preset: str = "certified",
         ll_grad_tv_scale: float | None = None,
         adjoint_hessian: str | None = None,
@@ -195,6 +199,8 @@ class Deblur2D(BilevelProblem):
             h1_form=r["h1_form"],
             ul_scale=ul_scale,
         )
+        if blur != "motion":  # recorded when set: records of the paper's kernel stay as they were
+            self.params["blur"] = blur
         self.preset = preset
         self.alpha, self.beta, self.gamma, self.zeta, self.mu = alpha, beta, gamma, zeta, float(mu)
         self.boundary, self.upper_operator, self.noise = boundary, r["upper_operator"], noise
@@ -222,7 +228,7 @@ class Deblur2D(BilevelProblem):
 
         # Data in float64 on the CPU from a fixed seed, then moved: identical across devices / dtypes.
         x_true = load_rgb_image(image, size)
-        b_a = motion_kernel(kernel_size, dtype=torch.float64)
+        b_a = blur_kernel(blur, kernel_size, dtype=torch.float64)  # the known operator b_A, and b₀
         gen = torch.Generator().manual_seed(seed)
         blurred = self._blur_truth(x_true, b_a)
         y = (blurred + noise * torch.randn(x_true.shape, generator=gen, dtype=torch.float64)).clamp(0.0, 1.0)
@@ -489,6 +495,7 @@ class SemiBlind2D(Deblur2D):
         noise: float = 5 / 255,
         step0: float = 1e-6,
         kernel_size: int = 5,
+        blur: str = "motion",
         preset: str = "certified",
         ll_grad_tv_scale: float | None = None,
         adjoint_hessian: str | None = None,
@@ -518,6 +525,7 @@ class SemiBlind2D(Deblur2D):
             noise=noise,
             step0=step0,
             kernel_size=kernel_size,
+            blur=blur,
             preset=preset,
             ll_grad_tv_scale=ll_grad_tv_scale,
             adjoint_hessian=adjoint_hessian,

@@ -31,7 +31,10 @@ RGB_IMAGES = (
     "immunohistochemistry",
     "retina",
     "rocket",
+    "motorcycle",
 )
+#: bundled names that are one part of what ``skimage.data`` returns: name → (function, index)
+_BUNDLED_PARTS = {"motorcycle": ("stereo_motorcycle", 0)}  # the left view of the stereo pair
 
 
 def as_size(size: object) -> tuple[int, int]:
@@ -72,7 +75,9 @@ def _read_bundled(name: str) -> np.ndarray:
     import skimage.data
     from skimage.util import img_as_float64
 
-    arr = img_as_float64(getattr(skimage.data, name)())
+    function, index = _BUNDLED_PARTS.get(name, (name, None))
+    arr = getattr(skimage.data, function)()
+    arr = img_as_float64(arr if index is None else arr[index])
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"image {name!r} has shape {arr.shape}, not (H, W, 3)")
     return arr
