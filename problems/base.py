@@ -23,8 +23,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from problems.caches import PerThetaCache
 from problems.linalg import conjugate_gradient
 from problems.lower import LowerResult, prox_gradient_solve
+from problems.params import ProblemParams, signature_of
 
 #: Target relative accuracy of the reference API (``upper_objective``, ``hypergradient``, ``evaluate``) per
 #: dtype: ‖x − x̂(θ)‖ ≤ rtol·s (see ``reference_tol``). In float64 1e-11 gives hypergradients that agree with
@@ -109,20 +111,29 @@ class BilevelProblem:
     #: ``ll_mu`` is a true strong-convexity bound of h(·, θ) (the stopping test may still differ from
     #: ‖∇h‖ ≤ μ·tol, e.g. deblur2d's per-channel mean); the reference API refuses at once when False
     mu_is_bound: bool = True
-    #: attributes holding per-θ caches; :meth:`uncounted` restores them (evaluation is never charged)
-    per_theta_caches: ClassVar[tuple[str, ...]] = ()
+    #: the problem's parameters (a frozen dataclass, ``problems/params.py``): one declaration drives the
+    #: constructor, ``params``, validation, the memory estimate and the listings
+    Params: ClassVar[type[ProblemParams]] = ProblemParams
 
     theta0: Tensor
     x0: Tensor
 
-    def __init__(self, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+    def __init__(
+        self, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", **params: object
+    ):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
         self.device = torch.device(device)
         self.counters = Counters()
         self._budget: Budget | None = None  # armed by the harness around solver calls only
-        self.params: dict = {}  # the make_problem parameters, for the records
+        #: the validated parameters (``Params``), and the plain dict of them the records keep
+        self.config = self.Params.from_values(params)
+        self.params: dict = self.config.record()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = signature_of(cls.Params)  # what the class accepts, from the one declaration
 
     # ------------------------------------------------------------------ maths (subclass)
     def _ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
@@ -378,10 +389,11 @@ class BilevelProblem:
     # ------------------------------------------------------------------ reference API (uncounted)
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:
-        """Evaluation is never charged: counters, and the per-θ caches (so that evaluation neither pays
-        for nor pre-pays a solver's set-up work), are restored on exit, and no budget is armed inside."""
+        """Evaluation is never charged: counters, and every per-θ cache of the instance (each attribute that
+        is a ``problems.caches.PerThetaCache``, so that evaluation neither pays for nor pre-pays a solver's
+        set-up work), are restored on exit, and no budget is armed inside."""
         saved = self.counters.snapshot()
-        caches = {name: getattr(self, name, None) for name in self.per_theta_caches}
+        caches = [(c, c.snapshot()) for c in vars(self).values() if isinstance(c, PerThetaCache)]
         saved_budget, self._budget = self._budget, None
         try:
             yield
@@ -389,8 +401,8 @@ class BilevelProblem:
             self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)
-            for name, value in caches.items():
-                setattr(self, name, value)
+            for cache, state in caches:
+                cache.restore(state)
 
     def reference_rtol(self, theta: Tensor) -> float:
         """Relative accuracy of the reference API: max(REFERENCE_RTOL[dtype], RESOLUTION_FACTOR·u·L/μ),

@@ -1,12 +1,56 @@
-"""Closed-form validation problems (SPEC §2.4): exact x̂(θ), ∇F(θ) and θ* pin the solvers down."""
+"""Closed-form validation problems: exact x̂(θ), ∇F(θ) and θ* pin the solvers down (docs/maths.md)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
 from problems.deconv1d import gaussian_blur_matrix
+from problems.params import ProblemParams, matrix_bytes, param
+
+
+@dataclass(frozen=True)
+class QuadraticParams(ProblemParams):
+    """Sizes of the random matrices A₁ (m1×n), A₂, A₃ (m2×n) and the seed they are drawn from;
+    1 ≤ n ≤ min(m1, m2)."""
+
+    problem: ClassVar[str] = "quadratic"
+
+    n: int = param(5, "dimension of θ and of x")
+    m1: int = param(8, "rows of A₁ (upper residual)")
+    m2: int = param(8, "rows of A₂, A₃ (lower residual)")
+    seed: int = param(0, "seed of the random matrices and vectors")
+
+    def check(self) -> None:
+        if not (1 <= self.n <= min(self.m1, self.m2)):
+            raise ValueError(
+                f"quadratic needs 1 ≤ n ≤ min(m1, m2); got n={self.n}, m1={self.m1}, m2={self.m2}"
+            )
+
+    def memory_bytes(self, itemsize: int) -> int:
+        return matrix_bytes(max(self.n, self.m1, self.m2), itemsize)
+
+
+@dataclass(frozen=True)
+class TikhonovADPParams(ProblemParams):
+    """A 1D Tikhonov-regularised deconvolution with a learned operator B."""
+
+    problem: ClassVar[str] = "tikhonov_adp"
+
+    n: int = param(30, "grid points on [−1, 1]", ge=2)
+    sigma: float = param(2.0, "width of the Gaussian blur A, in samples", gt=0)
+    noise: float = param(0.01, "standard deviation of the noise on y", ge=0)
+    alpha: float = param(0.05, "Tikhonov weight α of (α/2)‖x‖² (= μ)", gt=0)
+    beta: float = param(0.01, "weight β of r(B) = (β/2)‖B − A‖²_F", ge=0)
+    seed: int = param(0, "seed of the noise draw")
+    step0: float = param(1e-2, "initial upper-level step shared by every solver", gt=0)
+
+    def memory_bytes(self, itemsize: int) -> int:
+        return matrix_bytes(self.n, itemsize)
 
 
 def _matrix_with_singular_values(m: int, n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
@@ -27,23 +71,13 @@ class Quadratic(BilevelProblem):
     """
 
     name = "quadratic"
+    Params = QuadraticParams
     metric_names = ("theta_error",)
     ll_momentum = "strongly_convex"
 
-    def __init__(
-        self,
-        n: int = 5,
-        m1: int = 8,
-        m2: int = 8,
-        seed: int = 0,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ):
-        super().__init__(dtype=dtype, device=device)
-        if not (1 <= n <= min(m1, m2)):
-            raise ValueError(f"quadratic needs 1 ≤ n ≤ min(m1, m2); got n={n}, m1={m1}, m2={m2}")
-        self.params = dict(n=n, m1=m1, m2=m2, seed=seed)
+    def __init__(self, **params: object):
+        super().__init__(**params)
+        n, m1, m2, seed = self.config.n, self.config.m1, self.config.m2, self.config.seed
         gen = torch.Generator().manual_seed(seed)
         a1 = _matrix_with_singular_values(m1, n, 1.0, 2.0, gen)
         a2 = _matrix_with_singular_values(m2, n, 1.0, 2.0, gen)
@@ -54,7 +88,7 @@ class Quadratic(BilevelProblem):
         m_mat = -a1 @ proj @ a3
         c = a1 @ proj @ b2 - b1
         theta_star = torch.linalg.lstsq(m_mat, -c[:, None]).solution[:, 0]
-        to = dict(dtype=dtype, device=self.device)
+        to = dict(dtype=self.dtype, device=self.device)
         self.A1, self.A2, self.A3, self.b1, self.b2 = (v.to(**to) for v in (a1, a2, a3, b1, b2))
         self.M, self.c, self.theta_star = m_mat.to(**to), c.to(**to), theta_star.to(**to)
         sv = torch.linalg.svdvals(a2)
@@ -101,36 +135,21 @@ class TikhonovADP(BilevelProblem):
     """
 
     name = "tikhonov_adp"
+    Params = TikhonovADPParams
     metric_names = ("rel_error",)
     ll_momentum = "strongly_convex"
 
-    def __init__(
-        self,
-        n: int = 30,
-        sigma: float = 2.0,
-        noise: float = 0.01,
-        alpha: float = 0.05,
-        beta: float = 0.01,
-        seed: int = 0,
-        step0: float = 1e-2,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ):
-        super().__init__(dtype=dtype, device=device)
-        if n < 2 or sigma <= 0 or noise < 0 or alpha <= 0 or beta < 0 or step0 <= 0:
-            raise ValueError(
-                "tikhonov_adp needs n ≥ 2, sigma > 0, noise ≥ 0, alpha > 0, beta ≥ 0, step0 > 0; "
-                f"got n={n}, sigma={sigma}, noise={noise}, alpha={alpha}, beta={beta}, step0={step0}"
-            )
-        self.params = dict(n=n, sigma=sigma, noise=noise, alpha=alpha, beta=beta, seed=seed, step0=step0)
-        self.alpha, self.beta, self._step0 = alpha, beta, step0
+    def __init__(self, **params: object):
+        super().__init__(**params)
+        c = self.config
+        n, sigma, noise, seed = c.n, c.sigma, c.noise, c.seed
+        self.alpha, self.beta, self._step0 = c.alpha, c.beta, c.step0
         gen = torch.Generator().manual_seed(seed)
         t = torch.linspace(-1, 1, n, dtype=torch.float64)
         a = gaussian_blur_matrix(n, sigma, torch.float64, torch.device("cpu"))
         x_true = (t.abs() < 0.5).to(torch.float64)
         y = a @ x_true + noise * torch.randn(n, generator=gen, dtype=torch.float64)
-        to = dict(dtype=dtype, device=self.device)
+        to = dict(dtype=self.dtype, device=self.device)
         self.A, self.x_true, self.y = a.to(**to), x_true.to(**to), y.to(**to)
         self._lg = float(torch.linalg.matrix_norm(a, 2) ** 2)
         self.theta0 = self.A.clone()
