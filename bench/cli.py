@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import problems as problem_registry
-import protocols
 import solvers as solver_registry
-from bench import backends, report, sweep
-from problems import parameter_sets
+from bench import backends, listing, report, sweep
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
@@ -187,27 +185,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    print("problems:")
-    for name, params in problem_registry.list_problems().items():
-        print(f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
-    print("solvers:")
-    for name, config in solver_registry.list_solvers().items():
-        print(f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
-    print("protocols (2D problems: --preset NAME; 'authors-fix-a+b' combines rows):")
-    for name in protocols.names():
-        proto = protocols.get(name)
-        print(f"  {proto.label}")
-        for problem in parameter_sets.PROBLEMS:
-            params = proto.problem_params(problem)
-            baseline = params.pop("tv_baseline")
-            print(f"    {problem}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
-        print(f"    TV baseline: {baseline}")
-        for solver, config in proto.solvers.items():
-            print(f"    {solver}: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
-    print("  authors' deviations (each removed by authors-fix-<key>):")
-    for dev in protocols.DEVIATIONS:
-        tag = " [hypergradient of no objective]" if dev.key in protocols.MISMATCHED else ""
-        print(f"    {dev.key}: {dev.what}{tag}")
+    print(listing.render(args.kind, args.name))
     return 0
 
 
@@ -300,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", type=_number(float, positive=False))
     r.add_argument("--no-figures", action="store_true")
     r.set_defaults(func=cmd_report)
-    lst = sub.add_parser("list", help="list problems and solvers with their parameters")
+    lst = sub.add_parser(
+        "list", help="problems, solvers, protocols and suites, one line each; `list KIND NAME` for details"
+    )
+    lst.add_argument("kind", nargs="?", help=f"one of {', '.join(listing.KINDS)}")
+    lst.add_argument("name", nargs="?", help="one entry, shown in full")
     lst.set_defaults(func=cmd_list)
     return parser
 

@@ -33,6 +33,11 @@ def _lookup(name: str) -> type:
     return _REGISTRY[name]
 
 
+def solver_class(name: str) -> type:
+    """The registered class of a solver name (a ValueError naming the valid ones otherwise)."""
+    return _lookup(name)
+
+
 def solver_parameters(name: str) -> dict[str, object]:
     """The config fields of a solver with their defaults."""
     return {f.name: f.default for f in dataclasses.fields(_lookup(name))}
@@ -60,4 +65,12 @@ def make_solver(name: str, **config: object) -> Solver:
     return cls(**config)
 
 
-__all__ = ["Solver", "SolverState", "list_solvers", "make_solver", "register_solver", "solver_names"]
+__all__ = [
+    "Solver",
+    "SolverState",
+    "list_solvers",
+    "make_solver",
+    "register_solver",
+    "solver_class",
+    "solver_names",
+]
