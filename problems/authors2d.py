@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from problems.lower import LowerResult
+from problems.lower import LowerResult, ProxGradStep, diverged, iterate, momentum_coefficients
 
 if TYPE_CHECKING:
     from problems.deblur2d import Deblur2D
@@ -43,29 +43,41 @@ def power_lipschitz(problem: Deblur2D, theta: Tensor, x: Tensor) -> float:
     return float(torch.vdot(problem._hessian_vp(theta, x, v, problem.alpha).flatten(), v.flatten()))
 
 
+class AuthorsStop:
+    """stat(∇h(y_k))/μ < ε after step k, stat the channel mean of per-channel norms ("channel_mean") or
+    the norm ("norm"); the step x_{k+1} is returned (module docstring). Read on the host every step."""
+
+    def __init__(self, eps: float, mu: float, channel_mean: bool):
+        self.eps, self.mu, self.channel_mean = eps, mu, channel_mean
+
+    def start(self, x: Tensor, max_iters: int) -> None:
+        self.stat = math.inf
+
+    def check(self, k: int, y: Tensor, x_new: Tensor, grad: Tensor) -> LowerResult | None:
+        norm = (
+            torch.linalg.vector_norm(grad, dim=(-2, -1)).mean()
+            if self.channel_mean
+            else torch.linalg.vector_norm(grad)
+        )
+        self.stat = float(norm) / self.mu
+        return LowerResult(x_new, k, self.stat, True) if self.stat < self.eps else None
+
+    def at_cap(self, x_last: Tensor, max_iters: int) -> LowerResult:
+        return LowerResult(x_last, max_iters, self.stat, False)
+
+
 def authors_fista(
     problem: Deblur2D, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None
 ) -> LowerResult:
-    """FISTA as the authors' ``hg.py`` runs it: t₁ = 1, step 1/L (``ll_step_rule``), and after each step
-    the test stat(∇h(y)) < μ ε on the gradient just used (``ll_stop``); returns the step x_{k+1}.
+    """FISTA as the authors' ``hg.py`` runs it (``problems.lower.iterate`` with FISTA's momentum): t₁ = 1,
+    step 1/L (``ll_step_rule``), and after each step the test of :class:`AuthorsStop` (``ll_stop``).
     ``dist_bound`` is stat/μ — a certified distance only for "norm" with a true μ."""
     if step is None:
         rule = problem.ll_step_rule
         lip = power_lipschitz(problem, theta, x) if rule == "power" else problem.ll_lipschitz(theta)
         step = 1.0 / lip
     if not math.isfinite(step):
-        return LowerResult(torch.full_like(x, math.nan), 0, math.inf, False)
-    x_prev, y, t, stat = x, x, 1.0, math.inf
-    for k in range(1, max_iters + 1):
-        grad = problem.ll_grad(theta, y)
-        x_new = torch.add(y, grad, alpha=-step)
-        t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-        y = x_new + ((t - 1.0) / t_next) * (x_new - x_prev)
-        x_prev, t = x_new, t_next
-        if problem.ll_stop == "channel_mean":
-            stat = float(torch.linalg.vector_norm(grad, dim=(-2, -1)).mean()) / problem.mu
-        else:
-            stat = float(torch.linalg.vector_norm(grad)) / problem.mu
-        if stat < eps:
-            return LowerResult(x_new, k, stat, True)
-    return LowerResult(x_prev, max_iters, stat, False)
+        return diverged(x)
+    stop = AuthorsStop(eps, problem.mu, problem.ll_stop == "channel_mean")
+    betas = momentum_coefficients("fista", 1.0 / step, problem.mu)
+    return iterate(ProxGradStep(problem, theta, step), x, betas, stop, max_iters)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,14 @@ from torch import Tensor
 
 from problems.caches import PerThetaCache
 from problems.linalg import conjugate_gradient
-from problems.lower import LowerResult, prox_gradient_solve
+from problems.lower import (
+    FixedSteps,
+    LowerResult,
+    ProxGradStep,
+    iterate,
+    momentum_coefficients,
+    prox_gradient_solve,
+)
 from problems.params import ProblemParams, signature_of
 
 #: Target relative accuracy of the reference API (``upper_objective``, ``hypergradient``, ``evaluate``) per
@@ -75,24 +81,6 @@ class Counters:
     def reset(self) -> None:
         for f in dataclasses.fields(self):
             setattr(self, f.name, 0)
-
-
-def momentum_coefficients(momentum: str, lip: float, mu: float) -> Iterator[float]:
-    """β_k of y_{k+1} = x_{k+1} + β_k (x_{k+1} − x_k) for the lower-level momentum rules of
-    ``problems.lower.prox_gradient_solve``: "none" 0; "fista" (t_k − 1)/t_{k+1}, t₁ = 1,
-    t_{k+1} = (1 + √(1 + 4t_k²))/2; "strongly_convex" (√L − √μ)/(√L + √μ)."""
-    if momentum == "none":
-        yield from itertools.repeat(0.0)
-    elif momentum == "strongly_convex":
-        yield from itertools.repeat((math.sqrt(lip) - math.sqrt(mu)) / (math.sqrt(lip) + math.sqrt(mu)))
-    elif momentum == "fista":
-        t = 1.0
-        while True:
-            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            yield (t - 1.0) / t_next
-            t = t_next
-    else:
-        raise ValueError(f"momentum must be one of none, fista, strongly_convex; got {momentum!r}")
 
 
 class BilevelProblem:
@@ -288,23 +276,22 @@ class BilevelProblem:
         self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
     ) -> Tensor:
         """n_steps of the lower solver's own iteration from x, keeping the autograd graph (unrolling, LISTA):
-        prox-gradient steps with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the constant
-        strongly-convex momentum), restarted at x, exactly as ``problems.lower.prox_gradient_solve`` runs
-        them. Each step is one counted ``ll_grad``; each step a backward pass goes through is counted in
-        ``ll_backward_iters`` when that backward pass really runs. ``momentum`` overrides the problem's
-        rule (e.g. "none": plain steps, whose K-step gradient is the truncated Neumann series; trbp)."""
+        the loop of ``problems.lower`` with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the
+        constant strongly-convex momentum), restarted at x, and a fixed number of steps instead of a
+        stopping test, so it runs exactly the steps of a solve. Each step is one counted ``ll_grad``; each
+        step a backward pass goes through is counted in ``ll_backward_iters`` when that backward pass really
+        runs. ``momentum`` overrides the problem's rule (e.g. "none": plain steps, whose K-step gradient is
+        the truncated Neumann series; trbp)."""
         lip = self.ll_lipschitz(theta.detach())
         lam = 1.0 / lip if step is None else step
         rule = self.ll_momentum if momentum is None else momentum
-        momentum = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
-        y = x_prev = x
-        for beta in itertools.islice(momentum, n_steps):
-            x_new = self.ll_prox(y - lam * self.ll_grad(theta, y), lam)
-            if x_new.requires_grad:
-                x_new.register_hook(self._count_backward_step)
-            y = x_new + beta * (x_new - x_prev) if beta else x_new
-            x_prev = x_new
-        return x_prev
+        betas = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
+        steps = ProxGradStep(self, theta, lam, on_step=self._hook_backward_count)
+        return iterate(steps, x, betas, FixedSteps(), n_steps).x
+
+    def _hook_backward_count(self, x_new: Tensor) -> None:
+        if x_new.requires_grad:
+            x_new.register_hook(self._count_backward_step)
 
     def _count_backward_step(self, grad: Tensor) -> None:
         """Tensor hook: autograd computed the gradient of one unrolled step's output (one backward step)."""

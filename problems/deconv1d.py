@@ -18,6 +18,7 @@ from torch import Tensor
 
 from problems.base import BilevelProblem, Counters
 from problems.caches import RecentSetups
+from problems.lower import FixedSteps, iterate
 from problems.params import ProblemParams, matrix_bytes, param
 
 
@@ -47,9 +48,10 @@ def schur_norm_sq(mat: Tensor) -> float:
 
 
 class _UnrolledISTA(torch.autograd.Function):
-    """x_K of K ISTA steps x ← S_{λa₁}(x − λ(Hx + c)), H = BᵀB + a₂I, c = −Bᵀy, with a hand-written
-    backward: the adjoint recursion u_k = m_k ⊙ (u_{k+1} − λHu_{k+1}) and ∂H = −λ Σ_k u_k x_kᵀ as one
-    matmul. Same maths as autograd through K steps (tested), without K outer-product accumulations."""
+    """x_K of K ISTA steps x ← S_{λa₁}(x − λ(Hx + c)), H = BᵀB + a₂I, c = −Bᵀy (``problems.lower.iterate``
+    with this closed-form step, recording what the backward needs), with a hand-written backward: the
+    adjoint recursion u_k = m_k ⊙ (u_{k+1} − λHu_{k+1}) and ∂H = −λ Σ_k u_k x_kᵀ as one matmul. Same maths
+    as autograd through K steps (tested), without K outer-product accumulations."""
 
     @staticmethod
     def forward(
@@ -63,11 +65,14 @@ class _UnrolledISTA(torch.autograd.Function):
         counters: Counters,
     ) -> Tensor:
         xs, masks = [], []
-        for _ in range(n_steps):
+
+        def step(x: Tensor) -> tuple[Tensor, None]:
             v = x - lam * torch.addmv(c, hess, x)
-            xs.append(x)
+            xs.append(x)  # what the backward needs: every step's input and active set
             masks.append(v.abs() > threshold)
-            x = torch.nn.functional.softshrink(v, threshold)
+            return torch.nn.functional.softshrink(v, threshold), None
+
+        x = iterate(step, x, None, FixedSteps(), n_steps).x  # the one lower loop, plain ISTA steps
         ctx.save_for_backward(hess, torch.stack(xs), torch.stack(masks))
         ctx.lam = lam
         ctx.counters = counters
