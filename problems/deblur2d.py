@@ -139,7 +139,7 @@ class Deblur2D(ImageQuality, BilevelProblem):
         cached = self._setup_cache.find(theta, graph)
         if cached is not None:
             return cached
-        self.counters.setup_evals += 1  # kernel FFT and −K_bᵀy (docs/cost_model.md)
+        self._count_setup()  # kernel FFT and −K_bᵀy (docs/cost_model.md)
         op = Conv2D(theta, self.shape, self.boundary)
         return self._setup_cache.add(theta, _Setup(op, -op.adjoint(self.y)), graph)
 
@@ -148,7 +148,7 @@ class Deblur2D(ImageQuality, BilevelProblem):
         theta = theta.detach()
 
         def count() -> None:
-            self.counters.lipschitz_evals += 1  # power iterations of K_|b|ᵀK_|b| (docs/cost_model.md)
+            self._count_setup("lipschitz_evals")  # power iterations of K_|b|ᵀK_|b| (docs/cost_model.md)
 
         return self._lip_cache.bound(theta, lambda: Conv2D(theta, self.shape, self.boundary), count) ** 2
 
@@ -219,7 +219,7 @@ class Deblur2D(ImageQuality, BilevelProblem):
     def _ll_grad_jvp_theta(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """J v = ∂_b[K_bᵀ(K_b x − y)]·v = K_vᵀ(K_b x − y) + K_bᵀK_v x (one shared rfft2 of x)."""
         op = self._setup(theta).op
-        self.counters.setup_evals += 1  # the direction's kernel FFT: a set-up's work (docs/cost_model.md)
+        self._count_setup()  # the direction's kernel FFT: a set-up's work (docs/cost_model.md)
         op_v = Conv2D(v, self.shape, self.boundary)
         xhat = op.fft_input(x)
         return op_v.adjoint(op.forward_from_fft(xhat) - self.y) + op.adjoint(op_v.forward_from_fft(xhat))

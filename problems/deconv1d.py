@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem, Counters
+from problems.base import BilevelProblem
 from problems.caches import RecentSetups
 from problems.lower import FixedSteps, iterate
 from problems.params import ProblemParams, matrix_bytes, param
@@ -62,7 +62,7 @@ class _UnrolledISTA(torch.autograd.Function):
         lam: float,
         threshold: float,
         n_steps: int,
-        counters: Counters,
+        problem: Deconv1D,
     ) -> Tensor:
         xs, masks = [], []
 
@@ -75,14 +75,14 @@ class _UnrolledISTA(torch.autograd.Function):
         x = iterate(step, x, None, FixedSteps(), n_steps).x  # the one lower loop, plain ISTA steps
         ctx.save_for_backward(hess, torch.stack(xs), torch.stack(masks))
         ctx.lam = lam
-        ctx.counters = counters
+        ctx.problem = problem  # counts (and charges) the backward steps
         return x
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hess, xs, masks = ctx.saved_tensors
         lam = ctx.lam
-        ctx.counters.ll_backward_iters += xs.shape[0]  # this backward pass goes through every step
+        ctx.problem._count("ll_backward_iters", xs.shape[0])  # this backward pass goes through every step
         us = torch.empty_like(xs)
         g = grad_out
         for k in range(xs.shape[0] - 1, -1, -1):
@@ -165,7 +165,7 @@ class Deconv1D(BilevelProblem):
         cached = self._setup_cache.find(theta)
         if cached is not None:
             return cached
-        self.counters.setup_evals += 1  # one n×n×n matmul: ≈ 72 ISTA steps at n = 200 (docs/cost_model.md)
+        self._count_setup()  # one n×n×n matmul: ≈ 72 ISTA steps at n = 200 (docs/cost_model.md)
         hess = normal_matrix(theta, self.a2)
         lip = schur_norm_sq(theta.detach()) + self.a2
         return self._setup_cache.add(theta, _Setup(hess, -(theta.T @ self.y), lip))
@@ -187,8 +187,8 @@ class Deconv1D(BilevelProblem):
             raise ValueError(f"deconv1d unrolls ISTA steps only (momentum 'none'), got {momentum!r}")
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
-        self._count_ll_iters(n_steps)  # each unrolled step is one lower-level gradient step
-        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self.counters)
+        self._count("ll_iters", n_steps)  # each unrolled step is one lower-level gradient step
+        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self)
 
     def ll_mu(self, theta: Tensor) -> float:
         return self.a2

@@ -159,7 +159,7 @@ class TikhonovADP(BilevelProblem):
         return theta.T @ (theta @ x - self.y) + self.alpha * x
 
     def ll_lipschitz(self, theta: Tensor) -> float:
-        self.counters.lipschitz_evals += 1  # a spectral norm (SVD) of B, every call
+        self._count_setup("lipschitz_evals")  # a spectral norm (SVD) of B, every call
         return float(torch.linalg.matrix_norm(theta.detach(), 2) ** 2) + self.alpha
 
     def ll_mu(self, theta: Tensor) -> float:
