@@ -264,9 +264,7 @@ def write_report(
             "|---|---|",
             *(f"| {rid} | {r.get('reason', '').splitlines()[0]} |" for rid, r in failed.items()),
         ]
-    image_problems = [
-        p for p in set(traces.problem) if "psnr" in problem_registry.problem_class(p).metric_names
-    ]
+    image_problems = [p for p in set(traces.problem) if problem_registry.IMAGE in problem_registry.figures(p)]
     if image_problems:
         from bench import images2d
 

@@ -1,5 +1,5 @@
 """Problem registry: ``make_problem(name, **params)``, ``list_problems()`` and the public accessors
-``problem_class(name)``, ``problem_parameters(name)``, ``parameter_spec(name)``.
+``problem_class(name)``, ``problem_parameters(name)``, ``parameter_spec(name)``, ``figures(name)``.
 
 Every problem declares its parameters once, as a frozen dataclass (``Problem.Params``, see
 ``problems/params.py``); everything here reads that declaration.
@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from problems.base import BilevelProblem, Counters
+from problems.base import FIGURES, IMAGE, KERNEL, OPERATOR, SIGNAL, BilevelProblem, Counters
 from problems.deblur2d import Deblur2D, SemiBlind2D
 from problems.deconv1d import Deconv1D
 from problems.params import ITEMSIZE, RUN_SETTINGS, ParamSpec, ProblemParams
@@ -56,6 +56,11 @@ def problem_parameters(name: str) -> dict[str, object]:
 def parameter_spec(name: str) -> list[ParamSpec]:
     """A problem's parameters with kind, default, valid values and a one-line description (listings)."""
     return problem_class(name).Params.spec()
+
+
+def figures(name: str) -> frozenset[str]:
+    """What a problem can show in figures (``problems.FIGURES``: signal, operator, image, kernel)."""
+    return problem_class(name).figures
 
 
 def memory_estimate(name: str, params: dict[str, object]) -> int:
@@ -123,11 +128,17 @@ def make_problem(name: str, **params: object) -> BilevelProblem:
 
 
 __all__ = [
+    "FIGURES",
+    "IMAGE",
+    "KERNEL",
+    "OPERATOR",
+    "SIGNAL",
     "BilevelProblem",
     "Counters",
     "ParamSpec",
     "available_memory",
     "check_params",
+    "figures",
     "list_problems",
     "make_problem",
     "memory_estimate",

@@ -30,7 +30,25 @@ from problems.lower import (
 from problems.params import ProblemParams, signature_of
 from problems.reference import REFERENCE_MAX_ITERS, REFERENCE_RTOL, RESOLUTION_FACTOR, ReferenceAPI
 
+#: What a problem can show in figures (``BilevelProblem.figures``); each capability names what the problem
+#: then provides, so a report asks for the capability instead of guessing from metric names or shapes:
+#: a 1D signal — ``x_true`` and ``y`` are vectors like x (optionally a grid ``t``): reconstructions vs truth
+SIGNAL = "signal"
+#: an operator — θ is a matrix, shown as an image of θ − θ₀
+OPERATOR = "operator"
+#: an image — ``x_true``, ``y`` and x are (3, H, W) in [0, 1]; ``metrics`` gives psnr and ssim, and
+#: ``blurry_metrics()`` / ``tv_reference()`` the baselines (``problems/quality2d.py``)
+IMAGE = "image"
+#: a kernel — θ is a (C, k, k) convolution kernel, shown with |θ − θ₀|
+KERNEL = "kernel"
+FIGURES = (SIGNAL, OPERATOR, IMAGE, KERNEL)
+
 __all__ = [
+    "FIGURES",
+    "IMAGE",
+    "KERNEL",
+    "OPERATOR",
+    "SIGNAL",
     "REFERENCE_MAX_ITERS",
     "REFERENCE_RTOL",
     "RESOLUTION_FACTOR",
@@ -47,6 +65,8 @@ class BilevelProblem(ReferenceAPI, Counted):
     name: ClassVar[str] = "abstract"
     #: keys of the dict returned by :meth:`metrics`
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: what the problem can show in figures (a subset of ``FIGURES``; none: the convergence curves only)
+    figures: ClassVar[frozenset[str]] = frozenset()
     #: ``g(·, θ)`` convex in x: the MAID lower bound then needs no curvature term
     ul_convex_in_x: ClassVar[bool] = True
     #: momentum of the lower-level solver: "none" (ISTA/GD), "fista", "strongly_convex"

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from problems import authors2d
-from problems.base import BilevelProblem
+from problems.base import IMAGE, KERNEL, BilevelProblem
 from problems.caches import KernelNormBound, RecentSetups
 from problems.conv2d import Conv2D, conv2d, gaussian_kernel
 from problems.data2d import blurred_image_data
@@ -80,6 +80,7 @@ class Deblur2D(ImageQuality, BilevelProblem):
     Params = Deblur2DParams
     metric_names = ("psnr", "ssim")
     ul_convex_in_x = True
+    figures = frozenset({IMAGE, KERNEL})
     ll_momentum = "fista"  # per instance: "strongly_convex" when μ = ζ > 0 is a true bound
 
     def __init__(self, **params: object):

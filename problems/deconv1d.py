@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import OPERATOR, SIGNAL, BilevelProblem
 from problems.caches import RecentSetups
 from problems.lower import FixedSteps, iterate
 from problems.params import ProblemParams, matrix_bytes, param
@@ -132,6 +132,7 @@ class Deconv1D(BilevelProblem):
     name = "deconv1d"
     Params = Deconv1DParams
     metric_names = ("rel_error", "l1_error")
+    figures = frozenset({SIGNAL, OPERATOR})
     ll_momentum = "none"  # ISTA, as in the paper
     report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (docs/maths.md)
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import OPERATOR, SIGNAL, BilevelProblem
 from problems.deconv1d import gaussian_blur_matrix
 from problems.params import ProblemParams, matrix_bytes, param
 
@@ -137,6 +137,7 @@ class TikhonovADP(BilevelProblem):
     name = "tikhonov_adp"
     Params = TikhonovADPParams
     metric_names = ("rel_error",)
+    figures = frozenset({SIGNAL, OPERATOR})
     ll_momentum = "strongly_convex"
 
     def __init__(self, **params: object):
