@@ -26,7 +26,13 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def register_problem(cls: type[BilevelProblem]) -> type[BilevelProblem]:
-    """Add a problem class to the registry (usable as a decorator)."""
+    """Add a problem class to the registry (usable as a decorator). The class declares its parameters as a
+    frozen dataclass ``Params`` (``problems.params.ProblemParams``) whose ``problem`` is the class's name."""
+    if getattr(cls.Params, "problem", None) != cls.name:
+        raise ValueError(
+            f"problem class {cls.__name__} ({cls.name!r}) must declare its parameters: Params = a frozen "
+            f"dataclass subclassing problems.params.ProblemParams with problem = {cls.name!r}"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 

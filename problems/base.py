@@ -140,7 +140,7 @@ class BilevelProblem(ReferenceAPI, Counted):
 
     @property
     def ul_step0(self) -> float:
-        """The initial upper-level step shared by every solver on this problem (SPEC §3.4)."""
+        """The initial upper-level step shared by every solver on this problem (docs/maths.md §7)."""
         raise NotImplementedError
 
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:

@@ -136,3 +136,11 @@ class Deblur2DParams(BlurredImageParams):
 
     def record(self) -> dict[str, Any]:
         return ProblemParams.record(self.deblur_settings()[0])
+
+    @classmethod
+    def named_settings(cls) -> dict[str, dict[str, Any]]:
+        """What the two base parameter sets fill in (the ``authors-fix-<key>`` rows: docs/protocols.md)."""
+        return {
+            f"preset={name}": parameter_sets.parameter_set(name, cls.problem)
+            for name in ("certified", "authors")
+        }

@@ -9,6 +9,7 @@ gives them, and the run settings every problem takes.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -39,7 +40,18 @@ def problem_section(name: str) -> str:
     for spec in problems.parameter_spec(name):
         valid = f"{spec.kind}; {spec.valid}" if spec.valid else spec.kind
         lines.append(f"| `{spec.name}` | `{spec.default!r}` | {_cell(valid)} | {_cell(spec.doc)} |")
+    for label, settings in cls.Params.named_settings().items():
+        lines += ["", f"Settings, {label}: " + ", ".join(f"`{k}={v!r}`" for k, v in settings.items()) + "."]
+    details = _details(cls)
+    if details:
+        lines += ["", details]
     return "\n".join(lines)
+
+
+def _details(cls: type) -> str:
+    """The class docstring after its first line (the problem's settings, in its own words)."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    return doc.split("\n", 1)[1].strip() if "\n" in doc else ""
 
 
 def main() -> int:

@@ -171,6 +171,12 @@ class ProblemParams:
         return 0
 
     @classmethod
+    def named_settings(cls) -> dict[str, dict[str, Any]]:
+        """Settings the problem takes from elsewhere than its own defaults, by name (a named parameter
+        set's values, or what a problem fixes): for listings and ``docs/problems.md``; none here."""
+        return {}
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 

@@ -69,6 +69,23 @@ class TikhonovConv2DParams(BlurredImageParams):
         )
         return model.deblur_settings()[0], dict(DEFAULT_TV_BASELINE)
 
+    @classmethod
+    def named_settings(cls) -> dict[str, dict[str, Any]]:
+        """The deblur2d settings this problem fixes (module docstring)."""
+        model, rule = cls().deblur_settings()
+        fixed = ("alpha", "gamma", "boundary", "mu", "zeta", "ll_grad_tv_scale", "adjoint_hessian")
+        fixed += ("ll_step_rule", "ll_stop", "tv_double_count", "h1_form", "ul_scale")
+        shown = {k: getattr(model, k) for k in fixed}
+        return {
+            "fixed (deblur2d's model)": {
+                **shown,
+                "alpha": "0 (no TV)",
+                "mu": "α",
+                "zeta": "α",
+                "tv_baseline": rule,
+            }
+        }
+
 
 class TikhonovConv2D(Deblur2D):
     """Kernel-learning Tikhonov ADP with periodic convolution; data from a small resized colour image."""

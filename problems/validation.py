@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -12,11 +13,17 @@ from problems.base import OPERATOR, SIGNAL, BilevelProblem
 from problems.deconv1d import gaussian_blur_matrix
 from problems.params import ProblemParams, matrix_bytes, param
 
+#: ‖θ*‖ of every quadratic instance (so "error to θ*" means the same at every seed)
+THETA_STAR_NORM = 1.0
+#: ‖Mθ* + c‖ at the optimum when m1 > n (F* = ½·RESIDUAL_NORM²: a minimum that is not zero)
+RESIDUAL_NORM = 1.0
+#: singular values of A₂: the lower level's L/μ = 4, whatever the seed
+LOWER_SINGULAR_VALUES = (1.0, 2.0)
+
 
 @dataclass(frozen=True)
 class QuadraticParams(ProblemParams):
-    """Sizes of the random matrices A₁ (m1×n), A₂, A₃ (m2×n) and the seed they are drawn from;
-    1 ≤ n ≤ min(m1, m2)."""
+    """Sizes of A₁ (m1×n), A₂, A₃ (m2×n), the condition number of M and the seed; 1 ≤ n ≤ min(m1, m2)."""
 
     problem: ClassVar[str] = "quadratic"
 
@@ -24,6 +31,7 @@ class QuadraticParams(ProblemParams):
     m1: int = param(8, "rows of A₁ (upper residual)")
     m2: int = param(8, "rows of A₂, A₃ (lower residual)")
     seed: int = param(0, "seed of the random matrices and vectors")
+    cond: float = param(10.0, "condition number of M (its singular values span [1/cond, 1])", ge=1)
 
     def check(self) -> None:
         if not (1 <= self.n <= min(self.m1, self.m2)):
@@ -53,21 +61,35 @@ class TikhonovADPParams(ProblemParams):
         return matrix_bytes(self.n, itemsize)
 
 
-def _matrix_with_singular_values(m: int, n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
-    """An m×n matrix with singular values spread in [lo, hi] (conditioning under control)."""
-    u, _ = torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))
-    v, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-    k = min(m, n)
-    s = torch.linspace(hi, lo, k, dtype=torch.float64)
-    return u[:, :k] @ torch.diag(s) @ v[:, :k].T
+def _orthonormal(m: int, gen: torch.Generator) -> Tensor:
+    """A random m×m orthogonal matrix (Q of a Gaussian matrix's QR)."""
+    q, _ = torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))
+    return q
+
+
+def _with_singular_values(m: int, s: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(U_m diag(s) Vᵀ, U_m): an m×n matrix with singular values s (n = len(s)) and its left factor."""
+    u, v = _orthonormal(m, gen), _orthonormal(len(s), gen)
+    return u[:, : len(s)] @ torch.diag(s) @ v.T, u
 
 
 class Quadratic(BilevelProblem):
     """min_θ ½‖A₁x(θ) − b₁‖²,  x(θ) = argmin_x ½‖A₂x + A₃θ − b₂‖².
 
     x(θ) = P(b₂ − A₃θ), P = (A₂ᵀA₂)⁻¹A₂ᵀ, so F(θ) = ½‖Mθ + c‖² with M = −A₁PA₃, c = A₁Pb₂ − b₁,
-    ∇F = Mᵀ(Mθ + c) and θ* = argmin (least squares). With dim θ = dim x, J is invertible, so
+    ∇F = Mᵀ(Mθ + c) and θ* = argmin F. With dim θ = dim x, J is invertible, so
     even unrolled differentiation has θ* as its fixed point.
+
+    Every seed is built to be the same test (only directions are random):
+
+    * A₂ has singular values spread over [1, 2] (``LOWER_SINGULAR_VALUES``: the lower level's L/μ = 4);
+    * A₃ = A₂Q + (I − A₂P)G with Q orthogonal and G Gaussian: PA₃ = Q (the second part is invisible to
+      x(θ) but makes A₃ a general matrix), so M = −A₁Q has the singular values of A₁;
+    * A₁ = U diag(s) Vᵀ with s geometric from 1 down to 1/``cond``: ‖M‖ = 1 and cond(M) = ``cond``, so the
+      upper level's F is (1/cond²)-strongly convex with a 1-Lipschitz gradient;
+    * θ* is planted: a random direction of norm THETA_STAR_NORM, and c = r* − Mθ* with r* ⟂ range(A₁) of
+      norm RESIDUAL_NORM (0 when m1 = n), so Mᵀ(Mθ* + c) = Mᵀr* = 0 and F* = ½‖r*‖²; b₂ is Gaussian and
+      b₁ = A₁Pb₂ − c.
     """
 
     name = "quadratic"
@@ -77,17 +99,25 @@ class Quadratic(BilevelProblem):
 
     def __init__(self, **params: object):
         super().__init__(**params)
-        n, m1, m2, seed = self.config.n, self.config.m1, self.config.m2, self.config.seed
-        gen = torch.Generator().manual_seed(seed)
-        a1 = _matrix_with_singular_values(m1, n, 1.0, 2.0, gen)
-        a2 = _matrix_with_singular_values(m2, n, 1.0, 2.0, gen)
-        a3 = _matrix_with_singular_values(m2, n, 1.0, 2.0, gen)
-        b1 = torch.randn(m1, generator=gen, dtype=torch.float64)
-        b2 = torch.randn(m2, generator=gen, dtype=torch.float64)
+        n, m1, m2, cond = self.config.n, self.config.m1, self.config.m2, float(self.config.cond)
+        gen = torch.Generator().manual_seed(self.config.seed)
+        lo, hi = LOWER_SINGULAR_VALUES
+        a2, _ = _with_singular_values(m2, torch.linspace(hi, lo, n, dtype=torch.float64), gen)
         proj = torch.linalg.solve(a2.T @ a2, a2.T)
+        g = torch.randn(m2, n, generator=gen, dtype=torch.float64)
+        a3 = a2 @ _orthonormal(n, gen) + (g - a2 @ (proj @ g))
+        a1, u1 = _with_singular_values(
+            m1, torch.logspace(0.0, -math.log10(cond), n, dtype=torch.float64), gen
+        )
+        direction = torch.randn(n, generator=gen, dtype=torch.float64)
+        theta_star = THETA_STAR_NORM * direction / torch.linalg.vector_norm(direction)
+        resid = u1[:, n:] @ torch.randn(m1 - n, generator=gen, dtype=torch.float64)
+        if m1 > n:
+            resid = RESIDUAL_NORM * resid / torch.linalg.vector_norm(resid)
         m_mat = -a1 @ proj @ a3
+        b2 = torch.randn(m2, generator=gen, dtype=torch.float64)
+        b1 = a1 @ proj @ b2 - (resid - m_mat @ theta_star)
         c = a1 @ proj @ b2 - b1
-        theta_star = torch.linalg.lstsq(m_mat, -c[:, None]).solution[:, 0]
         to = dict(dtype=self.dtype, device=self.device)
         self.A1, self.A2, self.A3, self.b1, self.b2 = (v.to(**to) for v in (a1, a2, a3, b1, b2))
         self.M, self.c, self.theta_star = m_mat.to(**to), c.to(**to), theta_star.to(**to)

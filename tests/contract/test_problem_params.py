@@ -84,3 +84,12 @@ def test_memory_estimate_comes_from_the_declaration():
     assert problems.memory_estimate("quadratic", {"m1": 40, "dtype": "float32"}) == MATRIX_COPIES * 40**2 * 4
     assert problems.memory_estimate("deblur2d", {"size": (20, 30)}) == IMAGE_COPIES * 3 * 600 * 8
     assert problems.memory_estimate("tikhonov_conv2d", {"size": 10}) == IMAGE_COPIES * 3 * 100 * 8
+
+
+def test_a_registered_problem_declares_its_parameters():
+    class Undeclared(problems.BilevelProblem):
+        name = "undeclared"
+
+    with pytest.raises(ValueError, match=r"must declare its parameters: Params = a frozen dataclass"):
+        problems.register_problem(Undeclared)
+    assert "undeclared" not in problems.problem_names()
