@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import dataclasses
 
-from solvers.amigo import AmIGO
+from solvers.amigo import Amortised
 from solvers.base import Solver, SolverState
-from solvers.f2sa import F2SA
+from solvers.f2sa import ValuePenalty
+from solvers.fixed_step import Estimator, FixedStep, estimator_of, fixed_step_solver
 from solvers.hoag import HOAG
-from solvers.ift import IFT
-from solvers.lista import LISTA
+from solvers.ift import ImplicitCG
+from solvers.lista import Unrolled
 from solvers.maid import MAID
 from solvers.maid_accel import MAIDAccel
-from solvers.neumann import JFB, Neumann
-from solvers.trbp import TRBP
+from solvers.neumann import JacobianFree, NeumannSeries
+from solvers.trbp import TruncatedBackprop
 
-#: the paper's three solvers first, then the field's baselines (issue 10)
+# ------------------------------------------------------------------------- compositions
+# A fixed-step solver is (hypergradient estimator) × (fixed step rule): its config fields are the step rule's
+# ``step0`` followed by the estimator's (``docs/solvers.md`` describes each). Class name, solver name,
+# estimator, what ``adpbench list`` says of it.
+IFT = fixed_step_solver("IFT", "ift", ImplicitCG, "implicit differentiation, CG adjoint (Arndt 2022, Alg. 1)")
+LISTA = fixed_step_solver(
+    "LISTA", "lista", Unrolled, "unrolled differentiation (Arndt 2022, Alg. 2)", default_max_iters=4000
+)
+Neumann = fixed_step_solver(
+    "Neumann", "neumann", NeumannSeries, "Neumann-series adjoint (Lorraine et al. 2020)"
+)
+JFB = fixed_step_solver("JFB", "jfb", JacobianFree, "Jacobian-free backpropagation, K = 1 (Fung et al. 2022)")
+TRBP = fixed_step_solver("TRBP", "trbp", TruncatedBackprop, "truncated back-propagation (Shaban et al. 2019)")
+AmIGO = fixed_step_solver("AmIGO", "amigo", Amortised, "amortised inner steps (Arbel & Mairal 2022)")
+F2SA = fixed_step_solver("F2SA", "f2sa", ValuePenalty, "value-function penalty gradient (Kwon et al. 2023)")
+
+#: the paper's three solvers first, then the field's baselines; MAID, HOAG and maid_accel choose their
+#: own steps (line searches, an adaptive constant), the others are the compositions above
 _REGISTRY: dict[str, type] = {
     cls.name: cls for cls in (MAID, IFT, LISTA, HOAG, MAIDAccel, Neumann, JFB, TRBP, AmIGO, F2SA)
 }
@@ -66,8 +84,19 @@ def make_solver(name: str, **config: object) -> Solver:
 
 
 __all__ = [
+    "F2SA",
+    "IFT",
+    "JFB",
+    "LISTA",
+    "TRBP",
+    "AmIGO",
+    "Estimator",
+    "FixedStep",
+    "Neumann",
     "Solver",
     "SolverState",
+    "estimator_of",
+    "fixed_step_solver",
     "list_solvers",
     "make_solver",
     "register_solver",

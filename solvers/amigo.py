@@ -1,10 +1,11 @@
-"""`amigo` — Amortized Implicit Gradient Optimization (Arbel & Mairal 2022, Algorithm 1), deterministic.
+"""`amigo`'s estimator — Amortized Implicit Gradient Optimization (Arbel & Mairal 2022, Algorithm 1),
+deterministic.
 
-Every upper iteration, warm-started from the previous iteration's x and q:
+At θ, warm-started from the previous θ's x and q:
 
     x ← T prox-gradient steps on h(·, θ)                    (the problem's lower solver, step λ = 1/L)
     q ← N gradient steps q ← q − λ_q (H q − b) on ½qᵀHq − bᵀq, b = ∇_x g(x)   (λ_q = 1/L; one HVP each)
-    z = ∂_θ g − Jᵀq + ∇r,   θ ← θ − α z.
+    z = ∂_θ g − Jᵀq + ∇r.
 
 No accuracy is ever certified; the warm starts amortise the inner problems across upper iterations (the
 paper's point: errors contract from one outer step to the next, so a fixed small T, N suffices). The
@@ -14,36 +15,34 @@ quadratic lives on the active set of the current x (as for `ift`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
-from solvers.base import SolverState, check_range
+from solvers.base import check_range
+from solvers.fixed_step import Estimator, FixedStepState
 
 
 @dataclass
-class AmIGOState(SolverState):
+class AmIGOState(FixedStepState):
     q: Tensor | None = None  # adjoint iterate (warm start of the next N steps)
-    z: Tensor | None = None  # hypergradient at theta
 
 
 @dataclass(frozen=True)
-class AmIGO:
+class Amortised(Estimator):
     """T = N = 10 inner steps: our choice (the paper's analysis needs only a fixed small T, N)."""
 
-    step0: float | None = None  # fixed upper step α (None: the problem's shared initial step)
     ll_inner: int = 10  # T lower-level steps per upper iteration
     adjoint_inner: int = 10  # N gradient steps on the adjoint quadratic per upper iteration
     ll_step: float | None = None  # λ for both inner problems (None: 1/L(θ))
 
-    name: ClassVar[str] = "amigo"
-    default_max_iters: ClassVar[int] = 7500
+    state_type: ClassVar[type[FixedStepState]] = AmIGOState
 
     def __post_init__(self) -> None:
-        check_range(self, "step0", 0, optional=True)
+        super().__post_init__()
         check_range(self, "ll_step", 0, optional=True)
         for f in ("ll_inner", "adjoint_inner"):
             check_range(self, f, 1, lo_open=False)
@@ -60,19 +59,10 @@ class AmIGO:
                 q = q - lam * (problem.hvp(theta, x, q) - rhs)
         return q
 
-    def _at(self, problem: BilevelProblem, theta: Tensor, x: Tensor, q: Tensor) -> dict:
+    def estimate(self, problem: BilevelProblem, theta: Tensor, last: AmIGOState | None) -> dict[str, Any]:
+        x, q = (problem.x0, torch.zeros_like(problem.x0)) if last is None else (last.x, last.q)
         # eps = 0 is never met (the bound is a norm): exactly T steps unless x is exact
         x = problem.ll_solve(theta, x, 0.0, self.ll_inner, self.ll_step).x
         q = self.adjoint_steps(problem, theta, x, q)
         z = problem.hypergradient_from(theta, x, q)
         return dict(theta=theta, x=x, q=q, z=z, upper_value=problem.upper_value(theta, x))
-
-    def init(self, problem: BilevelProblem) -> AmIGOState:
-        step = problem.ul_step0 if self.step0 is None else self.step0
-        q0 = torch.zeros_like(problem.x0)
-        return AmIGOState(**self._at(problem, problem.theta0, problem.x0, q0), step_size=step)
-
-    def update(self, problem: BilevelProblem, state: AmIGOState) -> AmIGOState:
-        hypergrad_norm = float(torch.linalg.vector_norm(state.z))
-        theta = state.theta - state.step_size * state.z
-        return replace(state, **self._at(problem, theta, state.x, state.q), hypergrad_norm=hypergrad_norm)

@@ -45,6 +45,10 @@ class Solver(Protocol):
     def update(self, problem: BilevelProblem, state: SolverState) -> SolverState: ...
 
 
+#: what the error for a non-string ``cg_precond`` suggests ("none": plain CG; a kind a problem implements)
+PRECOND_EXAMPLES = "'none', 'jacobi'"
+
+
 def check_range(
     config: object,
     field: str,
@@ -69,6 +73,13 @@ def check_range(
     valid = values.Interval(integer=integer, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
     if not valid.accepts(value):
         raise ValueError(f"{name} must be in {valid.notation()}, got {value!r}")
+
+
+def check_string(config: object, field: str, examples: str) -> None:
+    """Raise a ValueError naming the field when a config value is not a string (``examples``: valid ones)."""
+    value = getattr(config, field)
+    if not isinstance(value, str):
+        raise ValueError(f"{type(config).__name__}.{field} must be a string ({examples}), got {value!r}")
 
 
 def config_dict(config: object) -> dict[str, object]:

@@ -1,16 +1,16 @@
-"""`f2sa` — fully first-order value-function penalty method (Kwon, Kwon, Wright & Nowak 2023, F2SA),
-deterministic.
+"""`f2sa`'s estimator — fully first-order value-function penalty method (Kwon, Kwon, Wright & Nowak
+2023, F2SA), deterministic.
 
 Penalty reformulation with multiplier λ: F_λ(θ) = min_x [g(x, θ) + λ h(x, θ)] − λ min_w h(w, θ) + r(θ),
 whose gradient needs no second derivatives:
 
     ∇F_λ(θ) = ∂_θ g(x_λ, θ) + ∇r(θ) + λ [∂_θ h(x_λ, θ) − ∂_θ h(ŵ, θ)],   x_λ = argmin g + λh,  ŵ = x̂(θ),
 
-and ‖∇F_λ − ∇F‖ = O(1/λ) (Kwon et al., Lemma 3.1). Every upper iteration k, warm-started:
+and ‖∇F_λ − ∇F‖ = O(1/λ) (Kwon et al., Lemma 3.1). At the k-th θ, warm-started from the previous one's:
 
     w ← lower solve of h(·, θ) to certified ‖w − ŵ‖ ≤ ε_k               (the problem's lower solver)
     x ← the same lower solver on h(·, θ) + g(·, θ)/λ_k to certified ‖x − x_λ‖ ≤ ε_k  (L_λ = L + L_g/λ_k)
-    θ ← θ − α [∂_θ g(x) + ∇r + λ_k (∂_θ h(x) − ∂_θ h(w))]
+    z = ∂_θ g(x) + ∇r + λ_k (∂_θ h(x) − ∂_θ h(w))      (with the fixed step rule: θ ← θ − α z)
 
 Penalty schedule: λ_k = min(λ₀ (1 + k)^p, λ_max), polynomial growth as in the paper's schedules, and
 ε_k = ε₀ (λ₀/λ_k)²: the difference quotient λ(∂_θ h(x) − ∂_θ h(w)) turns inner errors δ into gradient errors
@@ -18,22 +18,23 @@ Penalty schedule: λ_k = min(λ₀ (1 + k)^p, λ_max), polynomial growth as in t
 fixed number of inner steps with step sizes tied to λ_k (α_k λ_k ≲ inner step); with exact gradients we
 control the inner accuracy directly (with T fixed steps and a fixed α the coupled iteration diverges once
 λ·α·‖J‖²/μ outgrows the inner contraction — measured on `quadratic`). λ₀, p, λ_max, ε₀ are our choices.
-Work: lower steps of both inner problems counted in ``ll_iters`` (one ∇_x f each), ∂_θ h by two counted
-∇_x f evaluations (``ll_gap_grad_theta``), no Hessian-vector products; ∇_x g in the x-steps and ∂_θ g are
-not counted (as in every solver's hypergradient assembly).
+Work: lower steps of both inner problems counted in ``ll_iters`` (one ∇_x f each), the ∇_x g of each
+x-step in ``ul_grad_evals``, ∂_θ h by two counted ∇_x f evaluations (``ll_gap_grad_theta``), ∂_θ g + ∇r as
+one ``hypergrad_evals``; no Hessian-vector products.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
 from problems.lower import prox_gradient_solve
-from solvers.base import SolverState, check_range
+from solvers.base import check_range
+from solvers.fixed_step import Estimator, FixedStepState
 
 
 class _Penalised:
@@ -63,16 +64,14 @@ class _Penalised:
 
 
 @dataclass
-class F2SAState(SolverState):
-    x_pen: Tensor | None = None  # x ≈ argmin g + λh (state.x is w ≈ x̂(θ))
-    grad: Tensor | None = None  # penalty gradient at theta
+class F2SAState(FixedStepState):
+    x_pen: Tensor | None = None  # x ≈ argmin g + λh (state.x is w ≈ x̂(θ)); z is the penalty gradient
     k: int = 0
-    penalty: float = 0.0  # λ_k used for grad
+    penalty: float = 0.0  # λ_k used for z
 
 
 @dataclass(frozen=True)
-class F2SA:
-    step0: float | None = None  # fixed upper step α (None: the problem's shared initial step)
+class ValuePenalty(Estimator):
     lam0: float = 10.0  # λ₀
     lam_power: float = 2.0  # p
     lam_max: float = 1e5  # cap of λ_k (ε then bottoms out at ε₀(λ₀/λ_max)² = 1e-10)
@@ -80,11 +79,10 @@ class F2SA:
     ll_max_iters: int = 500  # cap of each inner solve
     ll_step: float | None = None  # step of the w-solve (None: 1/L(θ))
 
-    name: ClassVar[str] = "f2sa"
-    default_max_iters: ClassVar[int] = 7500
+    state_type: ClassVar[type[FixedStepState]] = F2SAState
 
     def __post_init__(self) -> None:
-        check_range(self, "step0", 0, optional=True)
+        super().__post_init__()
         check_range(self, "ll_step", 0, optional=True)
         check_range(self, "lam0", 0)
         check_range(self, "eps0", 0)
@@ -107,7 +105,8 @@ class F2SA:
                 penalised, theta, x, eps, self.ll_max_iters, None, problem.ll_momentum
             ).x
 
-    def _at(self, problem: BilevelProblem, theta: Tensor, w: Tensor, x: Tensor, k: int) -> dict:
+    def estimate(self, problem: BilevelProblem, theta: Tensor, last: F2SAState | None) -> dict[str, Any]:
+        w, x, k = (problem.x0, problem.x0, 0) if last is None else (last.x, last.x_pen, last.k + 1)
         lam = self.penalty_at(k)
         eps = self.eps0 * (self.lam0 / lam) ** 2
         w = problem.ll_solve(theta, w, eps, self.ll_max_iters, self.ll_step).x
@@ -116,14 +115,4 @@ class F2SA:
         grad = problem.hypergradient_from(theta, x, torch.zeros_like(x))
         grad = grad + lam * problem.ll_gap_grad_theta(theta, x, w)
         value = problem.upper_value(theta, w)
-        return dict(theta=theta, x=w, x_pen=x, grad=grad, k=k, penalty=lam, eps=eps, upper_value=value)
-
-    def init(self, problem: BilevelProblem) -> F2SAState:
-        step = problem.ul_step0 if self.step0 is None else self.step0
-        return F2SAState(**self._at(problem, problem.theta0, problem.x0, problem.x0, 0), step_size=step)
-
-    def update(self, problem: BilevelProblem, state: F2SAState) -> F2SAState:
-        hypergrad_norm = float(torch.linalg.vector_norm(state.grad))
-        theta = state.theta - state.step_size * state.grad
-        new = self._at(problem, theta, state.x, state.x_pen, state.k + 1)
-        return replace(state, **new, hypergrad_norm=hypergrad_norm)
+        return dict(theta=theta, x=w, x_pen=x, z=grad, k=k, penalty=lam, eps=eps, upper_value=value)

@@ -62,6 +62,7 @@ class HOAG:
     eps_min: float = 1e-6  # floor of ε_k (MAID's stopping accuracy)
 
     name: ClassVar[str] = "hoag"
+    summary: ClassVar[str] = "summable tolerance schedule, adaptive step 1/L (Pedregosa 2016)"
     default_max_iters: ClassVar[int] = 7500
 
     def __post_init__(self) -> None:

@@ -20,13 +20,14 @@ known to be stationary.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
-from solvers.base import SolverState, check_range
+from problems.lower import LowerResult
+from solvers.base import PRECOND_EXAMPLES, SolverState, check_range, check_string
 
 
 @dataclass
@@ -40,15 +41,15 @@ class MAIDState(SolverState):
 
 @dataclass(frozen=True)
 class MAID:
-    """MAID hyperparameters; defaults are the paper's 1D settings (SPEC §3.1).
+    """MAID hyperparameters; defaults are the paper's 1D settings (``docs/solvers.md``).
 
     ``tangent_share`` (not None): each trial θ' = θ − t z starts its lower solve at x + t w, where
     H w = J z/‖z‖ (J = ∂_θ∇_x h) is solved by CG once per hypergradient (counted CG steps, warm-started
     at the last w): x̂(θ − t z) = x̂(θ) + t‖z‖w + O(t²), so a trial starts near its solution instead of at
-    x̂(θ)'s. The CG tolerance ‖H w − J z/‖z‖‖ ≤ tangent_share·μ·ε/(α‖z‖) lets the tangent's error
-    move the first trial's start gradient by at most tangent_share of the level μ·ε that certifies ε
-    (later trials, with smaller t, by less). The stopping test is unchanged, so every solve is still
-    certified; None starts each trial at x (the paper's rule and counts).
+    x̂(θ)'s. The CG tolerance ‖H w − J z/‖z‖‖ ≤ tangent_share·μ·ε/(t₀‖z‖) (t₀ the first trial step, α in
+    MAID) lets the tangent's error move the first trial's start gradient by at most tangent_share of the
+    level μ·ε that certifies ε (later trials, with smaller t, by less). The stopping test is unchanged,
+    so every solve is still certified; None starts each trial at x (the paper's rule and counts).
     """
 
     eps0: float = 1e-3  # ε₀, initial lower-level accuracy
@@ -70,6 +71,7 @@ class MAID:
     tangent_share: float | None = 0.5  # first-order warm start of trials (class docstring); None = off
 
     name: ClassVar[str] = "maid"
+    summary: ClassVar[str] = "line search on certified bounds of F, adaptive accuracy (Salehi et al. 2024)"
     default_max_iters: ClassVar[int] = 300
 
     def __post_init__(self) -> None:
@@ -85,10 +87,31 @@ class MAID:
         check_range(self, "nu_bar", 1, hi=None, lo_open=False)
         check_range(self, "tol", 0)
         check_range(self, "tangent_share", 0, optional=True)
-        if not isinstance(self.cg_precond, str):
-            raise ValueError(f"MAID.cg_precond must be a string ('none', 'jacobi'), got {self.cg_precond!r}")
+        check_string(self, "cg_precond", PRECOND_EXAMPLES)
         for f in ("max_backtracks", "max_accuracy_retries", "ll_max_iters", "cg_max_iters"):
             check_range(self, f, 1, lo_open=False)
+
+    # ------------------------------------------------------------------ hooks (accelerated variants)
+    state_type: ClassVar[type[MAIDState]] = MAIDState
+
+    def _start_memory(
+        self, problem: BilevelProblem, theta: Tensor, res: LowerResult, value: float
+    ) -> dict[str, Any]:
+        """Extra state fields at θ₀ (after the first lower solve, whose g + r is ``value``); MAID: none."""
+        return {}
+
+    def _first_trial(self, state: MAIDState, theta: Tensor, z: Tensor, alpha: float) -> float:
+        """The first trial step t₀ of a line search (later trials t₀ρ^i); MAID: α of Algorithm 2."""
+        return alpha
+
+    def _accepts(self, state: MAIDState, here: tuple[float, float], upper_new: float, bound: float) -> bool:
+        """Whether a trial is accepted, given the certified interval ``here`` = [L(θ), U(θ)] ∋ F(θ), the
+        upper bound U(θ') ≥ F(θ') and ``bound`` = −c t ‖z‖². MAID: U(θ') − L(θ) ≤ −c t ‖z‖² (Lemma 1)."""
+        return upper_new - here[0] <= bound
+
+    def _remember(self, state: MAIDState, theta: Tensor, z: Tensor, upper_new: float) -> dict[str, Any]:
+        """Extra state fields after accepting θ' = θ − t z with upper bound ``upper_new``; MAID: none."""
+        return {}
 
     # ------------------------------------------------------------------ algorithm
     def init(self, problem: BilevelProblem) -> MAIDState:
@@ -96,24 +119,18 @@ class MAID:
         eps = self.eps0
         res = problem.ll_solve(theta, problem.x0, eps, self.ll_max_iters, self.ll_step)
         step = problem.ul_step0 if self.step0 is None else self.step0
-        return MAIDState(
+        value = problem.upper_value(theta, res.x)
+        return self.state_type(
             theta=theta,
             x=res.x,
-            upper_value=problem.upper_value(theta, res.x),
+            upper_value=value,
             eps=eps,
             delta=self.eps0 if self.delta0 is None else self.delta0,
             step_size=0.0,
             base_step=step,
             eps_floor=res.eps_floor,
+            **self._start_memory(problem, theta, res, value),
         )
-
-    @classmethod
-    def _value_and_slack(
-        cls, problem: BilevelProblem, theta: Tensor, x: Tensor, e: float
-    ) -> tuple[float, float, float]:
-        """g(x) + r(θ) and the slack terms ‖∇_x g(x)‖·e and (L_g/2)e² of the bounds on F(θ)."""
-        value, _, slack1, slack2 = cls._value_grad_and_slack(problem, theta, x, e)
-        return value, slack1, slack2
 
     @staticmethod
     def _value_grad_and_slack(
@@ -155,13 +172,15 @@ class MAID:
             z_norm = z_sq**0.5
             # Lower bound of F(θ); the curvature term is only needed when g(·, θ) is non-convex.
             lower = value - slack1 - (0.0 if problem.ul_convex_in_x else slack2)
+            here = (lower, value + slack1 + slack2)  # the certified interval [L(θ), U(θ)] ∋ F(θ)
+            first = self._first_trial(state, theta, z, alpha)
             tangent = None  # this hypergradient's w
             if self.tangent_share is not None and z_norm > 0.0:
-                tol = self.tangent_share * problem.ll_mu(theta) * eps / (alpha * z_norm)
+                tol = self.tangent_share * problem.ll_mu(theta) * eps / (first * z_norm)
                 w, _ = problem.tangent_solve(theta, x, z / z_norm, tol, self.cg_max_iters, w)
                 tangent = w
             for i in range(self.max_backtracks):
-                trial_step = alpha * self.rho**i
+                trial_step = first * self.rho**i
                 theta_new = theta - trial_step * z
                 bound = -c * trial_step * z_sq
                 start = x if tangent is None else x + (trial_step * z_norm) * tangent
@@ -171,7 +190,7 @@ class MAID:
                     problem, theta_new, res_new.x, e_new
                 )
                 upper = value_new + slack1_new + slack2_new  # upper bound of F(θ')
-                if upper - lower <= bound:
+                if self._accepts(state, here, upper, bound):
                     reached = reached and res_new.dist_bound <= eps
                     eps, delta = self.nu_bar * eps, self.nu_bar * delta
                     return replace(
@@ -193,6 +212,7 @@ class MAID:
                         stalled=eps < self.tol and not reached,
                         base_step=self.rho_bar * trial_step,
                         progressed=True,
+                        **self._remember(state, theta, z, upper),
                     )
             rejected += self.max_backtracks
             eps, delta = self.nu * eps, self.nu * delta  # ask for more accuracy, recompute z

@@ -1,46 +1,38 @@
-"""`trbp` — truncated back-propagation (Shaban, Cheng, Hatch & Boots 2019, K-step RMD).
+"""`trbp`'s estimator — truncated back-propagation (Shaban, Cheng, Hatch & Boots 2019, K-step RMD).
 
-Every upper iteration: the lower level is solved (warm-started) to a fixed certified accuracy ε, then K
-more prox-gradient steps x_{T+1..T+K} are run with the autograd graph kept, and the gradient of
-g(x_{T+K}(θ), θ) + r(θ) is back-propagated through those K steps only (the first T are treated as
-constant in θ); then θ ← θ − α ∇. Near x̂ the K-step gradient equals the Neumann series of the implicit
-one truncated after K terms, so its bias shrinks like (1 − λμ)^K (Shaban et al., Prop. 3.1), plus the
-O(ε) error of the starting point. Unlike `lista`, the unrolled steps start from a solved lower level.
+At θ: the lower level is solved (warm-started) to a fixed certified accuracy ε, then K more prox-gradient
+steps x_{T+1..T+K} are run with the autograd graph kept, and the gradient of g(x_{T+K}(θ), θ) + r(θ) is
+back-propagated through those K steps only (the first T are treated as constant in θ). Near x̂ the K-step
+gradient equals the Neumann series of the implicit one truncated after K terms, so its bias shrinks like
+(1 − λμ)^K (Shaban et al., Prop. 3.1), plus the O(ε) error of the starting point. Unlike `lista`'s, the
+unrolled steps start from a solved lower level.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from problems.base import BilevelProblem
-from solvers.base import SolverState, check_range
-
-
-@dataclass
-class TRBPState(SolverState):
-    grad: Tensor | None = None  # the truncated hypergradient at theta
+from solvers.base import check_range
+from solvers.fixed_step import Estimator, FixedStepState
 
 
 @dataclass(frozen=True)
-class TRBP:
+class TruncatedBackprop(Estimator):
     """K = 10 back-propagated steps: our choice (the paper leaves K a hyperparameter)."""
 
-    step0: float | None = None  # fixed upper step α (None: the problem's shared initial step)
     n_unroll: int = 10  # K
     eps: float = 1e-4  # accuracy of the solve before the K differentiated steps (as `ift`)
     ll_max_iters: int = 500
     ll_step: float | None = None  # None: 1/L(θ)
 
-    name: ClassVar[str] = "trbp"
-    default_max_iters: ClassVar[int] = 7500
-
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range(self, "eps", 0)
-        check_range(self, "step0", 0, optional=True)
         check_range(self, "ll_step", 0, optional=True)
         for f in ("n_unroll", "ll_max_iters"):
             check_range(self, f, 1, lo_open=False)
@@ -58,15 +50,6 @@ class TRBP:
             (grad,) = torch.autograd.grad(objective, leaf)
         return grad, x_k.detach(), float(objective.detach())
 
-    def _at(self, problem: BilevelProblem, theta: Tensor, x: Tensor) -> dict:
-        grad, x_k, value = self.truncated_gradient(problem, theta, x)
-        return dict(theta=theta.detach(), x=x_k, grad=grad, upper_value=value)
-
-    def init(self, problem: BilevelProblem) -> TRBPState:
-        step = problem.ul_step0 if self.step0 is None else self.step0
-        return TRBPState(**self._at(problem, problem.theta0, problem.x0), eps=self.eps, step_size=step)
-
-    def update(self, problem: BilevelProblem, state: TRBPState) -> TRBPState:
-        hypergrad_norm = float(torch.linalg.vector_norm(state.grad))
-        theta = state.theta - state.step_size * state.grad
-        return replace(state, **self._at(problem, theta, state.x), hypergrad_norm=hypergrad_norm)
+    def estimate(self, problem: BilevelProblem, theta: Tensor, last: FixedStepState | None) -> dict[str, Any]:
+        grad, x_k, value = self.truncated_gradient(problem, theta, problem.x0 if last is None else last.x)
+        return dict(theta=theta.detach(), x=x_k, z=grad, upper_value=value, eps=self.eps)
