@@ -88,13 +88,13 @@ def _kind(hint: Any, meta: typing.Mapping[str, Any], default: Any) -> Any:
     if meta.get("choices"):
         return values.OneOf(tuple(meta["choices"]))
     if base is bool:
-        return values.Flag()
+        return values.FLAG
     if base is int:
         return values.ANY_INTEGER
     if base is float:
         return values.ANY_NUMBER
     if base is str:
-        return values.Text()
+        return values.TEXT
     if typing.get_origin(base) is tuple:
         return values.Size(tuple(default) if isinstance(default, tuple) else (128, 128))
     raise TypeError(f"no kind for parameter type {hint!r}")
@@ -183,13 +183,9 @@ class ProblemParams:
     @classmethod
     def from_values(cls, given: typing.Mapping[str, Any]) -> ProblemParams:
         """Build from keyword values; unknown names are one line listing the valid ones with defaults."""
-        valid = {**cls.defaults(), **RUN_SETTINGS}
-        unknown = sorted(set(given) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)} for problem {cls.problem!r}; "
-                f"valid: {', '.join(f'{k}={v!r}' for k, v in valid.items())}"
-            )
+        values.check_names(
+            given, {**cls.defaults(), **RUN_SETTINGS}, f"parameter(s) ... for problem {cls.problem!r}"
+        )
         return cls(**given)
 
     @classmethod

@@ -1,7 +1,8 @@
 """One validator per kind of value, shared by problems, solvers, the harness, the CLI and TOML sweep files.
 
 A *kind* is what a setting may hold: an integer or a finite number in an interval (:class:`Interval`), one
-of a few strings (:class:`OneOf`), true/false, a string, an image size (:class:`Size`). Each kind has a
+of a few strings (:class:`OneOf`), true/false or a string (:class:`InstanceOf`), an image size
+(:class:`Size`); and the names of a table of settings (:func:`check_names`). Each kind has a
 single predicate, ``accepts(value)``, and renders what it accepts in the forms its callers print:
 
 * a phrase — ``Interval(integer=True, lo=1).phrase()`` is "an integer ≥ 1" (harness, CLI, TOML, backends);
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,25 +143,21 @@ class OneOf:
 
 
 @dataclass(frozen=True)
-class Flag:
-    """True or false."""
+class InstanceOf:
+    """A value of one Python type (no conversion)."""
+
+    type: type
+    description: str
 
     def accepts(self, value: object) -> bool:
-        return isinstance(value, bool)
+        return isinstance(value, self.type)
 
     def phrase(self) -> str:
-        return "true or false"
+        return self.description
 
 
-@dataclass(frozen=True)
-class Text:
-    """A string."""
-
-    def accepts(self, value: object) -> bool:
-        return isinstance(value, str)
-
-    def phrase(self) -> str:
-        return "a string"
+FLAG = InstanceOf(bool, "true or false")
+TEXT = InstanceOf(str, "a string")
 
 
 @dataclass(frozen=True)
@@ -189,6 +186,15 @@ def check_kind(where: str, value: object, kind: Any, *, none_means: str | None =
         extra = f" (or None for {none_means})" if none_means else ""
         raise ValueError(f"{where} must be {kind.phrase()}{extra}, got {value!r}")
     return value
+
+
+def check_names(given: Iterable[str], valid: Mapping[str, object], what: str) -> None:
+    """Names of settings: a ValueError "unknown <what>: a, b; valid: k=default, ..." for names not in
+    ``valid`` (``what`` names the kind and the owner, e.g. "parameter(s) ... for problem 'deconv1d'")."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        shown = ", ".join(f"{k}={v!r}" for k, v in valid.items())
+        raise ValueError(f"unknown {what.replace('...', ', '.join(unknown))}; valid: {shown}")
 
 
 # ---------------------------------------------------------------------------------------------- run settings

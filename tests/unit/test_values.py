@@ -95,7 +95,7 @@ def test_other_kinds():
     assert (
         size.accepts(8) and size.accepts([8, 9]) and not size.accepts((8, 0)) and not size.accepts((8, 9, 3))
     )
-    assert not values.Flag().accepts(1) and values.Text().accepts("x")
+    assert not values.FLAG.accepts(1) and values.TEXT.accepts("x")
     assert values.check_kind("p.a", None, values.ANY_NUMBER, none_means="the default") is None
     with pytest.raises(ValueError, match=r"^seeds must be a non-empty list of integers"):
         values.check_seeds([0, 1.5])
