@@ -96,7 +96,7 @@ def _kind(hint: Any, meta: typing.Mapping[str, Any], default: Any) -> Any:
     if base is str:
         return values.TEXT
     if typing.get_origin(base) is tuple:
-        return values.Size(tuple(default) if isinstance(default, tuple) else (128, 128))
+        return values.Size(tuple(default))  # the default shows the shape: (H, W)
     raise TypeError(f"no kind for parameter type {hint!r}")
 
 
