@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from problems import values
+
 BACKENDS = ("local", "dask", "submitit")
 SLURM_KEYS = ("partition", "time_min", "cpus_per_task", "gpus_per_node", "array_parallelism")
 #: how often the submitit driver asks whether jobs are done (SLURM answers are cached by submitit)
@@ -68,11 +70,8 @@ class SlurmOptions:
         if self.partition is not None and not isinstance(self.partition, str):
             raise ValueError(f"slurm partition must be a string, got {self.partition!r}")
         for name in ("time_min", "cpus_per_task", "array_parallelism"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"slurm {name} must be an integer ≥ 1, got {value!r}")
-        if not isinstance(self.gpus_per_node, int) or self.gpus_per_node < 0:
-            raise ValueError(f"slurm gpus_per_node must be an integer ≥ 0, got {self.gpus_per_node!r}")
+            values.POSITIVE_INTEGER.check(f"slurm {name}", getattr(self, name), optional=True)
+        values.NONNEGATIVE_INTEGER.check("slurm gpus_per_node", self.gpus_per_node)
 
 
 @dataclass(frozen=True)
@@ -91,10 +90,7 @@ class Execution:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.jobs is not None and (
-            not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1
-        ):
-            raise ValueError(f"jobs must be an integer ≥ 1, got {self.jobs!r}")
+        values.POSITIVE_INTEGER.check("jobs", self.jobs, optional=True)
         if self.scheduler is not None and self.backend != "dask":
             raise ValueError(f"a scheduler address needs backend 'dask', not {self.backend!r}")
         if self.submitit_cluster not in (None, *SUBMITIT_CLUSTERS):

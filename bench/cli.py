@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import problems as problem_registry
 import solvers as solver_registry
 from bench import backends, listing, report, suites, sweep
+from problems import values
 
 DEFAULT_PROBLEMS = ["deconv1d"]
 DEFAULT_SOLVERS = ["maid", "ift", "lista"]
@@ -30,20 +30,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"adpbench: error: {message}\n")
 
 
-def _number(kind: type, positive: bool = True):
-    """An argparse type: a finite int/float, > 0 (or ≥ 1 for integers); argparse prefixes the flag."""
+def _number(kind: values.Interval):
+    """An argparse type accepting what ``kind`` accepts (``problems.values``); argparse prefixes the flag."""
 
     def parse(text: str) -> int | float:
         try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or (positive and value <= 0):
-            what = "an integer ≥ 1" if kind is int else "a finite number > 0"
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")  # argparse names the flag
-        return value
+            return kind.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+_COUNT = _number(values.POSITIVE_INTEGER)  # iterations, threads, jobs, minutes
+_SECONDS = _number(values.POSITIVE_NUMBER)
+_VALUE = _number(values.ANY_NUMBER)
 
 
 def _parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:
@@ -255,18 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver-param", action="append", metavar="SOLVER.KEY=VALUE", help="solver config field")
     p.add_argument(
         "--max-iters",
-        type=_number(int),
+        type=_COUNT,
         help="upper iterations per run (default: each solver's paper value)",
     )
     p.add_argument(
         "--max-time",
-        type=_number(float),
+        type=_SECONDS,
         help=f"solver seconds per run (default {DEFAULT_MAX_TIME:g} s when no budget is given)",
     )
-    p.add_argument("--max-ll-iters", type=_number(int), help="lower-level iterations per run")
+    p.add_argument("--max-ll-iters", type=_COUNT, help="lower-level iterations per run")
     p.add_argument(
         "--threads",
-        type=_number(int),
+        type=_COUNT,
         help=f"torch intra-op threads per run (default {DEFAULT_THREADS}; with --jobs: cores ÷ runs at once)",
     )
     p.add_argument("--device", help="cpu (default) or cuda")
@@ -280,12 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-every",
-        type=_number(int),
+        type=_COUNT,
         help="evaluate metrics every N upper iterations (default 1)",
     )
     p.add_argument(
         "--target",
-        type=_number(float, positive=False),
+        type=_VALUE,
         help="upper value to time against (default: per problem)",
     )
     _reference_flag(p)
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--jobs",
         "-j",
-        type=_number(int),
+        type=_COUNT,
         help="runs at once (default 1; Dask local cluster: the cores)",
     )
     x.add_argument("--backend", choices=backends.BACKENDS, help="local (default) | dask | submitit")
@@ -305,24 +306,24 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--slurm-partition", help="submitit: SLURM partition")
     x.add_argument(
         "--slurm-time-min",
-        type=_number(int),
+        type=_COUNT,
         help="submitit: time limit per run in minutes (default 60)",
     )
     x.add_argument(
         "--slurm-cpus-per-task",
-        type=_number(int),
+        type=_COUNT,
         help="submitit: CPUs per run (default: --threads)",
     )
     x.add_argument("--slurm-gpus-per-node", type=int, help="submitit: GPUs per run (default 0)")
     x.add_argument(
         "--slurm-array-parallelism",
-        type=_number(int),
+        type=_COUNT,
         help="submitit: runs at once (default --jobs)",
     )
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")
-    r.add_argument("--target", type=_number(float, positive=False))
+    r.add_argument("--target", type=_VALUE)
     r.add_argument("--no-figures", action="store_true")
     _reference_flag(r)
     r.set_defaults(func=cmd_report)

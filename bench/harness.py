@@ -14,7 +14,6 @@ solver time of the unfinished iteration included (its ``iteration`` is the numbe
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import problems as problem_registry
 import protocols
 import solvers as solver_registry
 from bench import provenance
+from problems import values
 from problems.base import BilevelProblem, BudgetExhausted
 from solvers.base import SolverState
 
@@ -96,27 +96,13 @@ def _divergence(value: float, theta_norm: float, reference: tuple[float, float],
 
 
 def _check_budgets(max_iters: Any, max_time: Any, max_ll_iters: Any, eval_every: Any, threads: Any) -> None:
-    """One-line ValueErrors for budgets and settings outside their ranges (NaN included)."""
-    for name, value, integer in (
-        ("max_iters", max_iters, True),
-        ("max_time", max_time, False),
-        ("max_ll_iters", max_ll_iters, True),
-    ):
-        if value is None:
-            continue
-        ok = (
-            isinstance(value, numbers.Integral)
-            if integer
-            else isinstance(value, numbers.Real) and math.isfinite(value)
-        )
-        if isinstance(value, bool) or not ok or value < 0:
-            kind = "an integer" if integer else "a finite number"
-            raise ValueError(f"{name} must be {kind} ≥ 0 or None, got {value!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) or eval_every < 1:
+    """One-line ValueErrors for budgets and settings outside their ranges (NaN included), by the shared
+    validators of ``problems.values`` (the Python API accepts a zero budget: only the initial state)."""
+    budget = {"max_iters": max_iters, "max_time": max_time, "max_ll_iters": max_ll_iters}
+    values.check_budget({k: v for k, v in budget.items() if v is not None}, allow_zero=True)
+    if not values.POSITIVE_INTEGER.accepts(eval_every):  # the evaluation schedule's own sentence
         raise ValueError(f"eval_every must be ≥ 1 (an integer), got {eval_every!r}")
-    bad_threads = isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
-    if threads is not None and bad_threads:
-        raise ValueError(f"threads must be an integer ≥ 1 or None, got {threads!r}")
+    values.POSITIVE_INTEGER.check("threads", threads, optional=True)
 
 
 def run(

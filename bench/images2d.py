@@ -1,5 +1,6 @@
-"""Image-problem reports (paper fig. 4–7): blurry / smoothed TV / ADP-β per solver with PSNR/SSIM,
-learned kernels, and a quality table. Baselines are computed here (untimed) and cached per instance."""
+"""Image-problem reports (paper fig. 4–7) for problems that show an image (``problems.IMAGE``): blurry /
+smoothed TV / ADP-β per solver with PSNR/SSIM, learned kernels (``problems.KERNEL``), and a quality table.
+Baselines are computed here (untimed) and cached per instance."""
 
 from __future__ import annotations
 
@@ -155,6 +156,8 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
         names.append(f"{tag}_images.png")
         fig.savefig(out_dir / names[-1], dpi=80)  # small enough to commit, large enough to judge
         plt.close(fig)
+        if problem_registry.KERNEL not in problem_registry.figures(problem):
+            continue
         # kernels (channel 0; all channels start equal) and |b − b_A|
         ref = prob.theta0.cpu()[0].numpy()
         fig, axes = plt.subplots(2, len(kernels), figsize=(2.2 * len(kernels), 4.2), squeeze=False)

@@ -207,26 +207,26 @@ def _problem_of(trace_row: pd.Series):
 
 
 def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, problem: str) -> list[str]:
-    """Reconstruction vs truth and the learned operator θ − θ₀, first seed of each solver."""
+    """Reconstruction vs truth (a problem that shows a signal) and the learned operator θ − θ₀ (one that
+    shows an operator), first seed of each solver; nothing when no run kept its arrays."""
     plt, _ = _mpl()
     sel = runs[runs.problem == problem].sort_values("seed").groupby("solver", sort=False).first()
     if sel.empty:
         return []
+    loaded = {
+        s: a for s, row in sel.iterrows() if (a := results.load_arrays(out_dir, row.run_id)) is not None
+    }
+    if not loaded:
+        return []
     first = traces[traces.run_id == sel.run_id.iloc[0]].iloc[0]
     prob = _problem_of(first)
-    if not hasattr(prob, "x_true"):  # e.g. the closed-form quadratic: nothing to reconstruct
-        return []
     t = getattr(prob, "t", None)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     grid = t.numpy() if t is not None else np.arange(prob.x0.numel())
     ax.plot(grid, prob.x_true.cpu().numpy(), "k-", lw=2, label="truth x†")
     ax.plot(grid, prob.y.cpu().numpy(), color="0.6", lw=1, label="data y")
-    loaded = {}
-    for solver, row in sel.iterrows():
-        arrays = results.load_arrays(out_dir, row.run_id)
-        if arrays is None:
-            continue
-        loaded[solver] = arrays
+    for solver, arrays in loaded.items():
+        row = sel.loc[solver]
         ax.plot(
             grid,
             arrays["x"].numpy(),
@@ -240,7 +240,7 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
     names = [f"{problem}_reconstructions.png"]
     fig.savefig(out_dir / names[0], dpi=130)
     plt.close(fig)
-    if loaded:
+    if problem_registry.OPERATOR in problem_registry.figures(problem):
         theta0 = prob.theta0.cpu().numpy()
         diffs = {s: a["theta"].numpy() - theta0 for s, a in loaded.items()}
         vmax = max(np.abs(d).max() for d in diffs.values()) or 1.0
@@ -261,14 +261,6 @@ def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> lis
     names = ["convergence.png"]
     convergence(traces, out_dir / names[0], targets)
     for problem in traces.problem.unique():
-        if traces[traces.problem == problem].iloc[0].get("problem") and _is_1d(runs, out_dir, problem):
+        if problem_registry.SIGNAL in problem_registry.figures(problem):  # what the problem can show
             names += reconstructions_1d(traces, runs, out_dir, problem)
     return names
-
-
-def _is_1d(runs: pd.DataFrame, out_dir: Path, problem: str) -> bool:
-    for run_id in runs[runs.problem == problem].run_id:
-        arrays = results.load_arrays(out_dir, run_id)
-        if arrays is not None:
-            return arrays["x"].ndim == 1
-    return False

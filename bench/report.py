@@ -27,7 +27,7 @@ SUMMARY_CSV = "summary.csv"
 def default_target(problem: str, traces: pd.DataFrame) -> float:
     """The problem's reference target if it has one (deconv1d: 0.0102, SPEC §5), otherwise the
     largest best-value over runs, i.e. a value every run reached."""
-    cls = problem_registry._lookup(problem)
+    cls = problem_registry.problem_class(problem)
     target = getattr(cls, "report_target", None)
     if target is not None:
         return float(target)
@@ -97,7 +97,7 @@ def per_run(traces: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
         problem = last.problem
         target = targets[last.case]
         hit = _first_reach(tr, target)
-        metric_names = problem_registry._lookup(problem).metric_names
+        metric_names = problem_registry.problem_class(problem).metric_names
         row = dict(
             run_id=run_id,
             case=last.case,
@@ -232,7 +232,9 @@ def write_report(
         targets[case] = target if target is not None else default_target(tr.problem.iloc[0], tr)
     runs = per_run(traces, targets)
     table = summarize(runs)
-    metric_cols = sorted({m for p in set(traces.problem) for m in problem_registry._lookup(p).metric_names})
+    metric_cols = sorted(
+        {m for p in set(traces.problem) for m in problem_registry.problem_class(p).metric_names}
+    )
     table.to_csv(out_dir / SUMMARY_CSV, index=False)
     columns = TABLE_COLUMNS if differing else [c for c in TABLE_COLUMNS if c != "config"]
     parts = [f"# adpbench report: {out_dir}", ""]
@@ -268,7 +270,7 @@ def write_report(
             "|---|---|",
             *(f"| {rid} | {r.get('reason', '').splitlines()[0]} |" for rid, r in failed.items()),
         ]
-    image_problems = [p for p in set(traces.problem) if "psnr" in problem_registry._lookup(p).metric_names]
+    image_problems = [p for p in set(traces.problem) if problem_registry.IMAGE in problem_registry.figures(p)]
     if image_problems:
         from bench import images2d
 

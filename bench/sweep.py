@@ -47,7 +47,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,13 +57,14 @@ import problems as problem_registry
 import solvers as solver_registry
 from bench import backends, provenance, results
 from bench.harness import run
+from problems import values
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-BUDGET_KEYS = ("max_iters", "max_time", "max_ll_iters")
+BUDGET_KEYS = values.BUDGET_KEYS
 TOP_KEYS = {
     "out",
     "seeds",
@@ -115,44 +115,22 @@ class Job:
         )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_budget(budget: object, where: str = "budget") -> dict[str, Any]:
-    """Budgets are positive: max_iters, max_ll_iters integers ≥ 1, max_time a finite number > 0 (seconds).
-    (Zero is refused: a run that may do no work measures nothing.)"""
-    if not isinstance(budget, dict):
-        raise ValueError(f"{where} must be a table of {', '.join(BUDGET_KEYS)}, got {budget!r}")
-    bad = sorted(set(budget) - set(BUDGET_KEYS))
-    if bad:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(bad)}; valid: {', '.join(BUDGET_KEYS)}")
-    for key, value in budget.items():
-        if key == "max_time":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or value <= 0:
-                raise ValueError(f"{where} max_time must be a finite number of seconds > 0, got {value!r}")
-        elif not _is_int(value) or value < 1:
-            raise ValueError(f"{where} {key} must be an integer ≥ 1, got {value!r}")
-    return dict(budget)
+    """Budgets of a sweep are positive: max_iters, max_ll_iters integers ≥ 1, max_time a finite number > 0
+    (seconds); zero is refused, since a run that may do no work measures nothing (``problems.values``)."""
+    return values.check_budget(budget, where)
 
 
 def check_threads(value: object, where: str = "threads") -> int | None:
-    if value is not None and (not _is_int(value) or value < 1):
-        raise ValueError(f"{where} must be an integer ≥ 1, got {value!r}")
-    return value  # type: ignore[return-value]
+    return values.POSITIVE_INTEGER.check(where, value, optional=True)
 
 
 def check_eval_every(value: object, where: str = "eval_every") -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{where} must be an integer ≥ 1, got {value!r}")
-    return value  # type: ignore[return-value]
+    return values.POSITIVE_INTEGER.check(where, value)
 
 
 def check_seeds(value: object, where: str = "seeds") -> list[int]:
-    if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
-        raise ValueError(f"{where} must be a non-empty list of integers, e.g. [0, 1, 2], got {value!r}")
-    return list(value)
+    return values.check_seeds(value, where)
 
 
 _STRING_KEYS = ("out", "device", "dtype", "preset", "suite", "image_dir")
@@ -225,8 +203,7 @@ def expand(
     check_budget(budget)
     check_eval_every(eval_every)
     check_threads(threads)
-    if not seeds or not all(_is_int(s) for s in seeds):
-        raise ValueError(f"seeds must be integers, got {seeds!r}")
+    check_seeds(seeds)
     for name, params in problems:
         for key, option in RUN_LEVEL_PARAMS.items():
             if key in params:

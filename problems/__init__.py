@@ -1,16 +1,20 @@
-"""Problem registry: ``make_problem(name, **params)`` and ``list_problems()``."""
+"""Problem registry: ``make_problem(name, **params)``, ``list_problems()`` and the public accessors
+``problem_class(name)``, ``problem_parameters(name)``, ``parameter_spec(name)``, ``figures(name)``.
+
+Every problem declares its parameters once, as a frozen dataclass (``Problem.Params``, see
+``problems/params.py``); everything here reads that declaration.
+"""
 
 from __future__ import annotations
 
-import inspect
-import math
 import os
 
 import torch
 
-from problems.base import BilevelProblem, Counters
+from problems.base import FIGURES, IMAGE, KERNEL, OPERATOR, SIGNAL, BilevelProblem, Counters
 from problems.deblur2d import Deblur2D, SemiBlind2D
 from problems.deconv1d import Deconv1D
+from problems.params import ITEMSIZE, RUN_SETTINGS, ParamSpec, ProblemParams
 from problems.tikhonov2d import TikhonovConv2D
 from problems.validation import Quadratic, TikhonovADP
 
@@ -22,9 +26,27 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def register_problem(cls: type[BilevelProblem]) -> type[BilevelProblem]:
-    """Add a problem class to the registry (usable as a decorator)."""
+    """Add a problem class to the registry (usable as a decorator). The class declares its parameters as a
+    frozen dataclass ``Params`` (``problems.params.ProblemParams``) whose ``problem`` is the class's name."""
+    if getattr(cls.Params, "problem", None) != cls.name:
+        raise ValueError(
+            f"problem class {cls.__name__} ({cls.name!r}) must declare its parameters: Params = a frozen "
+            f"dataclass subclassing problems.params.ProblemParams with problem = {cls.name!r}"
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def problem_names() -> list[str]:
+    """Registered problem names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def problem_class(name: str) -> type[BilevelProblem]:
+    """The registered class of a problem; a one-line ValueError naming the valid problems otherwise."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown problem {name!r}; valid problems: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
 
 
 def list_problems() -> dict[str, dict[str, object]]:
@@ -33,82 +55,33 @@ def list_problems() -> dict[str, dict[str, object]]:
 
 
 def problem_parameters(name: str) -> dict[str, object]:
-    cls = _lookup(name)
-    sig = inspect.signature(cls.__init__)
-    return {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    """A problem's parameters with their defaults, then the run settings (dtype, device)."""
+    return {**problem_class(name).Params.defaults(), **RUN_SETTINGS}
 
 
-def problem_class(name: str) -> type[BilevelProblem]:
-    """The registered class of a problem name (a ValueError naming the valid ones otherwise)."""
-    return _lookup(name)
+def parameter_spec(name: str) -> list[ParamSpec]:
+    """A problem's parameters with kind, default, valid values and a one-line description (listings)."""
+    return problem_class(name).Params.spec()
 
 
-def _lookup(name: str) -> type[BilevelProblem]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown problem {name!r}; valid problems: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_type(name: str, key: str, value: object, default: object, annotation: str = "") -> None:
-    """The value must have its default's kind: finite numbers for numbers, strings for strings, (H, W)
-    for sizes; a parameter defaulting to None takes None or the kind its annotation names (a finite
-    number unless it says str or bool: the 2D parameters that a preset fills in)."""
-    where = f"{name}.{key}"
-    if isinstance(default, bool):
-        ok, kind = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, kind = _is_number(value), "a finite number"
-    elif isinstance(default, str):
-        ok, kind = isinstance(value, str), "a string"
-    elif isinstance(default, tuple):
-        items = [value] if isinstance(value, int) else value  # an int n means (n, n)
-        ok = isinstance(items, (tuple, list)) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items
-        )
-        kind = f"a tuple of {len(default)} positive integers like {default!r} (or one for a square)"
-    elif default is None and "str" in annotation:
-        ok, kind = value is None or isinstance(value, str), "a string (or None for the preset's value)"
-    elif default is None and "bool" in annotation:
-        ok, kind = value is None or isinstance(value, bool), "true or false (or None for the preset's value)"
-    elif default is None:
-        ok, kind = value is None or _is_number(value), "a finite number (or None for the preset's value)"
-    else:  # dtype, device: checked by the problem itself
-        return
-    if not ok:
-        raise ValueError(f"{where} must be {kind}, got {value!r}")
-
-
-#: bytes per element and how many n×n (1D) or 3×H×W (2D) arrays a problem holds at once, as a lower bound:
-#: operator, θ₀, θ, the per-θ Hessian and Gram matrices, a hypergradient and a trial θ (1D); images, data,
-#: lower iterates, gradients, TV fields and FFT buffers (2D).
-_ITEMSIZE = {"float32": 4, "float64": 8}
-_MATRIX_COPIES = 6
-_IMAGE_COPIES = 24
+def figures(name: str) -> frozenset[str]:
+    """What a problem can show in figures (``problems.FIGURES``: signal, operator, image, kernel)."""
+    return problem_class(name).figures
 
 
 def memory_estimate(name: str, params: dict[str, object]) -> int:
     """A lower bound, in bytes, on the memory the problem and one solver need (0 when unknown)."""
-    dtype = params.get("dtype", "float64")
-    itemsize = _ITEMSIZE.get(str(dtype).replace("torch.", ""), 8)
-    valid = problem_parameters(name)
-    if "size" in valid:
-        size = params.get("size", valid["size"])
-        pixels = math.prod(int(v) for v in size) if isinstance(size, (tuple, list)) else int(size) ** 2
-        return _IMAGE_COPIES * 3 * pixels * itemsize
-    if "n" in valid:
-        dims = [int(params.get(k, valid[k])) for k in ("n", "m1", "m2") if k in valid]  # type: ignore[call-overload]
-        return _MATRIX_COPIES * max(dims) ** 2 * itemsize
-    return 0
+    return _memory(_config(name, params), params)
+
+
+def _config(name: str, params: dict[str, object]) -> ProblemParams:
+    """The validated parameters (names, kinds, ranges) of ``params``, the run settings left out."""
+    return problem_class(name).Params.from_values({k: v for k, v in params.items() if k not in RUN_SETTINGS})
+
+
+def _memory(config: ProblemParams, params: dict[str, object]) -> int:
+    itemsize = ITEMSIZE.get(str(params.get("dtype", "float64")).replace("torch.", ""), 8)
+    return config.memory_bytes(itemsize)
 
 
 def available_memory(device: str = "cpu") -> int | None:
@@ -133,21 +106,14 @@ def _gb(nbytes: float) -> str:
 
 
 def check_params(name: str, params: dict[str, object]) -> None:
-    """Names, kinds and finiteness of the parameters, and a memory estimate, before anything is allocated."""
-    valid = problem_parameters(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)} for problem {name!r}; "
-            f"valid: {', '.join(f'{k}={v!r}' for k, v in valid.items())}"
-        )
-    signature = inspect.signature(_lookup(name).__init__)
-    annotations = {p.name: str(p.annotation) for p in signature.parameters.values()}
-    for key, value in params.items():
-        _check_type(name, key, value, valid[key], annotations.get(key, ""))
+    """Names, kinds, ranges and finiteness of the parameters (the problem's ``Params``), the dtype, and a
+    memory estimate, before anything is allocated; one-line ValueErrors naming what is valid."""
+    if set(params) - set(problem_parameters(name)):
+        problem_class(name).Params.from_values(params)  # the one-line error naming the valid ones
+    config = _config(name, params)
     if isinstance(params.get("dtype"), str) and params["dtype"] not in _DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {params['dtype']!r}")
-    need = memory_estimate(name, params)
+    need = _memory(config, params)
     free = available_memory(str(params.get("device", "cpu")))
     if free is not None and need > free:
         shown = ", ".join(f"{k}={params[k]!r}" for k in ("n", "m1", "m2", "size") if k in params)
@@ -160,7 +126,7 @@ def check_params(name: str, params: dict[str, object]) -> None:
 def make_problem(name: str, **params: object) -> BilevelProblem:
     """Build a registered problem; unknown or invalid parameters, and problems too large for the memory
     available, raise a one-line ValueError (naming the valid values) before anything is allocated."""
-    cls = _lookup(name)
+    cls = problem_class(name)
     check_params(name, params)
     if isinstance(params.get("dtype"), str):
         params["dtype"] = _DTYPES[params["dtype"]]
@@ -168,13 +134,23 @@ def make_problem(name: str, **params: object) -> BilevelProblem:
 
 
 __all__ = [
+    "FIGURES",
+    "IMAGE",
+    "KERNEL",
+    "OPERATOR",
+    "SIGNAL",
     "BilevelProblem",
     "Counters",
+    "ParamSpec",
     "available_memory",
     "check_params",
+    "figures",
     "list_problems",
     "make_problem",
     "memory_estimate",
+    "parameter_spec",
     "problem_class",
+    "problem_names",
+    "problem_parameters",
     "register_problem",
 ]

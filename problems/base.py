@@ -11,94 +11,57 @@ defaults here are the reference they are tested against.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import itertools
-import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from problems.counting import Budget, BudgetExhausted, Counted, Counters
 from problems.linalg import conjugate_gradient
-from problems.lower import LowerResult, prox_gradient_solve
+from problems.lower import (
+    FixedSteps,
+    LowerResult,
+    ProxGradStep,
+    iterate,
+    momentum_coefficients,
+    prox_gradient_solve,
+)
+from problems.params import ProblemParams, signature_of
+from problems.reference import REFERENCE_MAX_ITERS, REFERENCE_RTOL, RESOLUTION_FACTOR, ReferenceAPI
 
-#: Target relative accuracy of the reference API (``upper_objective``, ``hypergradient``, ``evaluate``) per
-#: dtype: ‖x − x̂(θ)‖ ≤ rtol·s (see ``reference_tol``). In float64 1e-11 gives hypergradients that agree with
-#: central differences to ≥ 7 digits on the 2D problems (tests) at a few thousand iterations at most.
-REFERENCE_RTOL = {torch.float64: 1e-11, torch.float32: 1e-5}
-#: A solve stalls at a certified distance ≈ 0.5·u·(L/μ)·‖x‖ (u: unit roundoff; measured on deblur2d 16–128 px
-#: in float32 and float64, and on deconv1d), the rounding floor of ‖∇h‖; 10× above it is reached reliably.
-RESOLUTION_FACTOR = 10.0
-#: safeguard cap of a reference solve (the stall rule stops one that cannot progress long before)
-REFERENCE_MAX_ITERS = 1_000_000
+#: What a problem can show in figures (``BilevelProblem.figures``); each capability names what the problem
+#: then provides, so a report asks for the capability instead of guessing from metric names or shapes:
+#: a 1D signal — ``x_true`` and ``y`` are vectors like x (optionally a grid ``t``): reconstructions vs truth
+SIGNAL = "signal"
+#: an operator — θ is a matrix, shown as an image of θ − θ₀
+OPERATOR = "operator"
+#: an image — ``x_true``, ``y`` and x are (3, H, W) in [0, 1]; ``metrics`` gives psnr and ssim, and
+#: ``blurry_metrics()`` / ``tv_reference()`` the baselines (``problems/quality2d.py``)
+IMAGE = "image"
+#: a kernel — θ is a (C, k, k) convolution kernel, shown with |θ − θ₀|
+KERNEL = "kernel"
+FIGURES = (SIGNAL, OPERATOR, IMAGE, KERNEL)
 
-
-class BudgetExhausted(Exception):
-    """Raised by a counted oracle called when the armed budget is spent (see :meth:`BilevelProblem.budget`).
-
-    The harness catches it and records the last accepted iterate with status ``budget``; the check sits in
-    the oracles so that one long lower solve, CG run or line search cannot overrun a budget by more than
-    one oracle call."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A deadline on ``time.perf_counter()`` and a cap on the cumulative ``ll_iters`` counter."""
-
-    deadline: float = math.inf
-    max_ll_iters: float = math.inf
-
-
-@dataclass
-class Counters:
-    """Cumulative oracle counts (SPEC §4). Incremented only by the oracles below and, for the per-θ set-up
-    work, where a problem really does it (a cache miss). Measured costs: ``docs/cost_model.md``."""
-
-    ll_iters: int = 0  # lower-level gradient / prox-gradient steps (forward, unrolled ones included)
-    cg_iters: int = 0  # Hessian-vector products
-    ul_evals: int = 0  # upper-level value evaluations
-    ul_grad_evals: int = 0  # ∇_x g evaluations (MAID's bounds, the adjoint's right-hand side)
-    hypergrad_evals: int = 0  # assemblies of z = ∂_θ g − Jᵀq + ∇r
-    ll_backward_iters: int = 0  # unrolled lower-level steps back-propagated (LISTA's backward pass)
-    setup_evals: int = 0  # per-θ operator set-ups (deconv1d: BᵀB + a₂I; deblur2d: kernel FFT and K_bᵀy)
-    lipschitz_evals: int = 0  # per-θ Lipschitz bounds that cost work (power iterations, a spectral norm)
-
-    def snapshot(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-    def reset(self) -> None:
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, 0)
+__all__ = [  # re-exported from counting.py and reference.py
+    "REFERENCE_MAX_ITERS",
+    "REFERENCE_RTOL",
+    "RESOLUTION_FACTOR",
+    "BilevelProblem",
+    "BudgetExhausted",
+    "Counters",
+]
 
 
-def momentum_coefficients(momentum: str, lip: float, mu: float) -> Iterator[float]:
-    """β_k of y_{k+1} = x_{k+1} + β_k (x_{k+1} − x_k) for the lower-level momentum rules of
-    ``problems.lower.prox_gradient_solve``: "none" 0; "fista" (t_k − 1)/t_{k+1}, t₁ = 1,
-    t_{k+1} = (1 + √(1 + 4t_k²))/2; "strongly_convex" (√L − √μ)/(√L + √μ)."""
-    if momentum == "none":
-        yield from itertools.repeat(0.0)
-    elif momentum == "strongly_convex":
-        yield from itertools.repeat((math.sqrt(lip) - math.sqrt(mu)) / (math.sqrt(lip) + math.sqrt(mu)))
-    elif momentum == "fista":
-        t = 1.0
-        while True:
-            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            yield (t - 1.0) / t_next
-            t = t_next
-    else:
-        raise ValueError(f"momentum must be one of none, fista, strongly_convex; got {momentum!r}")
-
-
-class BilevelProblem:
-    """Base class of every problem. See the module docstring for the maths."""
+class BilevelProblem(ReferenceAPI, Counted):
+    """Base class of every problem. See the module docstring for the maths; counting and budgets are in
+    ``problems/counting.py``, the uncounted reference API in ``problems/reference.py``."""
 
     name: ClassVar[str] = "abstract"
     #: keys of the dict returned by :meth:`metrics`
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: what the problem can show in figures (a subset of ``FIGURES``; none: the convergence curves only)
+    figures: ClassVar[frozenset[str]] = frozenset()
     #: ``g(·, θ)`` convex in x: the MAID lower bound then needs no curvature term
     ul_convex_in_x: ClassVar[bool] = True
     #: momentum of the lower-level solver: "none" (ISTA/GD), "fista", "strongly_convex"
@@ -109,20 +72,29 @@ class BilevelProblem:
     #: ``ll_mu`` is a true strong-convexity bound of h(·, θ) (the stopping test may still differ from
     #: ‖∇h‖ ≤ μ·tol, e.g. deblur2d's per-channel mean); the reference API refuses at once when False
     mu_is_bound: bool = True
-    #: attributes holding per-θ caches; :meth:`uncounted` restores them (evaluation is never charged)
-    per_theta_caches: ClassVar[tuple[str, ...]] = ()
+    #: the problem's parameters (a frozen dataclass, ``problems/params.py``): one declaration drives the
+    #: constructor, ``params``, validation, the memory estimate and the listings
+    Params: ClassVar[type[ProblemParams]] = ProblemParams
 
     theta0: Tensor
     x0: Tensor
 
-    def __init__(self, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+    def __init__(
+        self, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", **params: object
+    ):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
         self.device = torch.device(device)
         self.counters = Counters()
         self._budget: Budget | None = None  # armed by the harness around solver calls only
-        self.params: dict = {}  # the make_problem parameters, for the records
+        #: the validated parameters (``Params``), and the plain dict of them the records keep
+        self.config = self.Params.from_values(params)
+        self.params: dict = self.config.record()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = signature_of(cls.Params)  # what the class accepts, from the one declaration
 
     # ------------------------------------------------------------------ maths (subclass)
     def _ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
@@ -163,47 +135,17 @@ class BilevelProblem:
 
     @property
     def ul_step0(self) -> float:
-        """The initial upper-level step shared by every solver on this problem (SPEC §3.4)."""
+        """The initial upper-level step shared by every solver on this problem (docs/maths.md §7)."""
         raise NotImplementedError
 
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
         """Untimed evaluation metrics of a reconstruction x (never calls a counted oracle)."""
         return {}
 
-    # ------------------------------------------------------------------ budget
-    @contextlib.contextmanager
-    def budget(self, deadline: float | None = None, max_ll_iters: int | None = None) -> Iterator[None]:
-        """Arm a budget: inside, a counted oracle raises :class:`BudgetExhausted` once
-        ``time.perf_counter() ≥ deadline`` or when its lower-level steps would take ``ll_iters`` past
-        ``max_ll_iters``. (No device sync: the check reads the host clock only.)"""
-        saved = self._budget
-        self._budget = Budget(
-            math.inf if deadline is None else deadline, math.inf if max_ll_iters is None else max_ll_iters
-        )
-        try:
-            yield
-        finally:
-            self._budget = saved
-
-    def _charge(self, ll_steps: int = 0) -> None:
-        """Check the armed budget before an oracle does its work (``ll_steps`` lower-level steps)."""
-        b = self._budget
-        if b is None:
-            return
-        if time.perf_counter() >= b.deadline:
-            raise BudgetExhausted("max_time")
-        if ll_steps and self.counters.ll_iters + ll_steps > b.max_ll_iters:
-            raise BudgetExhausted("max_ll_iters")
-
-    def _count_ll_iters(self, n_steps: int) -> None:
-        """Charge and count ``n_steps`` lower-level steps (for oracles that take several at once)."""
-        self._charge(n_steps)
-        self.counters.ll_iters += n_steps
-
     # ------------------------------------------------------------------ counted oracles
     def ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
         """One lower-level iteration's gradient ∇_x f(x, θ); counted in ``ll_iters``."""
-        self._count_ll_iters(1)
+        self._count("ll_iters")
         grad = self._ll_grad(theta, x)
         if self._budget is not None and grad.requires_grad:
             # unrolling (LISTA): the backward pass through this step checks the deadline too, so a long
@@ -216,38 +158,35 @@ class BilevelProblem:
 
     def hvp(self, theta: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """H v with H = ∇²_xx h(x, θ) (restricted to the active set); counted in ``cg_iters``."""
-        self._charge()
-        self.counters.cg_iters += 1
+        self._count("cg_iters")
         return self._hvp(theta, x, v)
 
     def upper_value(self, theta: Tensor, x: Tensor) -> float:
         """g(x, θ) + r(θ) at an approximate lower solution; counted in ``ul_evals``."""
-        self._charge()
-        self.counters.ul_evals += 1
+        self._count("ul_evals")
         with torch.no_grad():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
     def upper_value_graph(self, theta: Tensor, x: Tensor) -> Tensor:
         """g(x, θ) + r(θ) as a 0-d tensor keeping its autograd graph (unrolling); counted in ``ul_evals``."""
-        self._charge()
-        self.counters.ul_evals += 1
+        self._count("ul_evals")
         return self.ul_g(theta, x) + self.ul_reg(theta)
 
     def ul_grad_x(self, theta: Tensor, x: Tensor) -> Tensor:
         """∇_x g(x, θ), the full gradient (its norm enters MAID's bounds on g(x̂) for every component
         of x̂ − x, on or off the active set). The adjoint system restricts it: :meth:`adjoint_rhs`.
         Counted in ``ul_grad_evals``."""
-        self.counters.ul_grad_evals += 1
+        self._count("ul_grad_evals")
         return self._ul_grad_x(theta, x)
 
     def adjoint_rhs(self, theta: Tensor, x: Tensor) -> Tensor:
         """Right-hand side of H q = ∇_x g: the gradient restricted to the active set (``ul_grad_evals``)."""
-        self.counters.ul_grad_evals += 1
+        self._count("ul_grad_evals")
         return self._mask(self._ul_grad_x(theta, x), theta, x)
 
     def hypergradient_from(self, theta: Tensor, x: Tensor, q: Tensor) -> Tensor:
         """z = ∂_θ g(x, θ) − Jᵀq + ∇r(θ), J = ∂_θ ∇_x h(x, θ) (paper Alg. 1, step 3); ``hypergrad_evals``."""
-        self.counters.hypergrad_evals += 1
+        self._count("hypergrad_evals")
         return self._hypergradient_from(theta, x, q)
 
     def ll_gap_grad_theta(self, theta: Tensor, x: Tensor, w: Tensor) -> Tensor:
@@ -261,7 +200,7 @@ class BilevelProblem:
             th = theta.detach().requires_grad_(True)
             gap = theta.new_zeros(())
             for node in (0.5 - 0.5 / 3**0.5, 0.5 + 0.5 / 3**0.5):  # Gauss–Legendre nodes on [0, 1]
-                self.counters.ll_iters += 1
+                self._count("ll_iters")
                 gap = gap + 0.5 * (self._ll_grad(th, w.detach() + node * d) * d).sum()
             (grad,) = torch.autograd.grad(gap, th)
         return grad
@@ -277,27 +216,26 @@ class BilevelProblem:
         self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
     ) -> Tensor:
         """n_steps of the lower solver's own iteration from x, keeping the autograd graph (unrolling, LISTA):
-        prox-gradient steps with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the constant
-        strongly-convex momentum), restarted at x, exactly as ``problems.lower.prox_gradient_solve`` runs
-        them. Each step is one counted ``ll_grad``; each step a backward pass goes through is counted in
-        ``ll_backward_iters`` when that backward pass really runs. ``momentum`` overrides the problem's
-        rule (e.g. "none": plain steps, whose K-step gradient is the truncated Neumann series; trbp)."""
+        the loop of ``problems.lower`` with the problem's ``ll_momentum`` (ISTA, FISTA's t_k rule or the
+        constant strongly-convex momentum), restarted at x, and a fixed number of steps instead of a
+        stopping test, so it runs exactly the steps of a solve. Each step is one counted ``ll_grad``; each
+        step a backward pass goes through is counted in ``ll_backward_iters`` when that backward pass really
+        runs. ``momentum`` overrides the problem's rule (e.g. "none": plain steps, whose K-step gradient is
+        the truncated Neumann series; trbp)."""
         lip = self.ll_lipschitz(theta.detach())
         lam = 1.0 / lip if step is None else step
         rule = self.ll_momentum if momentum is None else momentum
-        momentum = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
-        y = x_prev = x
-        for beta in itertools.islice(momentum, n_steps):
-            x_new = self.ll_prox(y - lam * self.ll_grad(theta, y), lam)
-            if x_new.requires_grad:
-                x_new.register_hook(self._count_backward_step)
-            y = x_new + beta * (x_new - x_prev) if beta else x_new
-            x_prev = x_new
-        return x_prev
+        betas = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
+        steps = ProxGradStep(self, theta, lam, on_step=self._hook_backward_count)
+        return iterate(steps, x, betas, FixedSteps(), n_steps).x
+
+    def _hook_backward_count(self, x_new: Tensor) -> None:
+        if x_new.requires_grad:
+            x_new.register_hook(self._count_backward_step)
 
     def _count_backward_step(self, grad: Tensor) -> None:
         """Tensor hook: autograd computed the gradient of one unrolled step's output (one backward step)."""
-        self.counters.ll_backward_iters += 1
+        self._count("ll_backward_iters")
 
     def adjoint_solve(
         self,
@@ -374,122 +312,6 @@ class BilevelProblem:
             lagrangian = self.ul_g(th, x) + self.ul_reg(th) - (self._ll_grad(th, x) * q).sum()
             (grad,) = torch.autograd.grad(lagrangian, th)
         return grad
-
-    # ------------------------------------------------------------------ reference API (uncounted)
-    @contextlib.contextmanager
-    def uncounted(self) -> Iterator[None]:
-        """Evaluation is never charged: counters, and the per-θ caches (so that evaluation neither pays
-        for nor pre-pays a solver's set-up work), are restored on exit, and no budget is armed inside."""
-        saved = self.counters.snapshot()
-        caches = {name: getattr(self, name, None) for name in self.per_theta_caches}
-        saved_budget, self._budget = self._budget, None
-        try:
-            yield
-        finally:
-            self._budget = saved_budget
-            for key, value in saved.items():
-                setattr(self.counters, key, value)
-            for name, value in caches.items():
-                setattr(self, name, value)
-
-    def reference_rtol(self, theta: Tensor) -> float:
-        """Relative accuracy of the reference API: max(REFERENCE_RTOL[dtype], RESOLUTION_FACTOR·u·L/μ),
-        u the dtype's unit roundoff: the target, unless the dtype cannot resolve it (module constants)."""
-        kappa = self.ll_lipschitz(theta) / self.ll_mu(theta)
-        return max(REFERENCE_RTOL[self.dtype], RESOLUTION_FACTOR * torch.finfo(self.dtype).eps * kappa)
-
-    def reference_tol(self, theta: Tensor) -> float:
-        """Default certified accuracy of :meth:`upper_objective`, :meth:`hypergradient`, :meth:`evaluate`:
-        ‖x − x̂(θ)‖ ≤ reference_rtol(θ)·s, s = ‖x₀ − ∇f(x₀)/L‖ (the scale of the lower iterates; 1 if 0)."""
-        theta = self._as_tensor(theta)
-        with torch.no_grad(), self.uncounted():
-            lip = self.ll_lipschitz(theta)
-            scale = float(torch.linalg.vector_norm(self.x0 - self._ll_grad(theta, self.x0) / lip))
-            return self.reference_rtol(theta) * (scale if scale > 0 else 1.0)
-
-    def require_certificate(self, what: str) -> None:
-        """Raise at once when ``ll_mu`` is not a true strong-convexity bound: no distance can be certified.
-        (A true μ with a stopping test other than ‖∇h‖ ≤ μ·tol runs: deblur2d's "channel_mean" test
-        mean_c ‖∇_c h‖ ≤ μ·tol still bounds the distance by C^{3/2}·tol for C channels.)"""
-        if not self.mu_is_bound:
-            raise ValueError(
-                f"{self.name}: {what} needs a certified lower solve, but μ = {self.ll_mu(self.theta0):g} is "
-                "nominal, not a strong-convexity bound of h(·, θ), so ‖x − x̂(θ)‖ ≤ tol cannot be certified; "
-                "use an instance with a true bound (deblur2d / semiblind2d: zeta > 0 and mu ≤ zeta)"
-            )
-
-    def solve_lower(
-        self, theta: Tensor, tol: float | None = None, max_iters: int = REFERENCE_MAX_ITERS
-    ) -> Tensor:
-        """x̂(θ) to certified accuracy tol (default :meth:`reference_tol`) from x0 (uncounted reference)."""
-        self.require_certificate("solve_lower")
-        return self._reference_solve(self._as_tensor(theta), tol, max_iters)
-
-    def _reference_solve(
-        self, theta: Tensor, tol: float | None, max_iters: int, *, below_floor: bool = False
-    ) -> Tensor:
-        """Uncounted lower solve from x0 until the stopping test ‖∇h‖/μ ≤ tol (no certificate check).
-
-        A tol below the dtype's accuracy floor (``LowerResult.eps_floor``) is clipped by the lower solver;
-        the reference API then raises, since the result would not have the accuracy asked for, unless
-        ``below_floor`` (baselines that accept the floor-accurate point, e.g. the TV baseline in float32)."""
-        if tol is None:
-            tol = self.reference_tol(theta)
-        with self.uncounted():
-            res = self.ll_solve(theta, self.x0, tol, max_iters)
-        floor_hit = res.dist_bound > tol and not below_floor
-        if not res.converged or floor_hit:
-            if res.converged:
-                why = f"the accuracy floor {res.eps_floor:.3g} that {self.dtype} resolves here"
-            elif res.iters >= max_iters:
-                why = "the iteration cap"
-            else:
-                why = "no progress (the stall rule)"
-            raise RuntimeError(
-                f"{self.name}: lower solve stopped after {res.iters} iterations ({why}) at bound "
-                f"{res.dist_bound:.3g} > tol {tol:.3g} (default tol here, resolvable in {self.dtype}: "
-                f"{self.reference_tol(theta):.3g})"
-            )
-        return res.x
-
-    def upper_objective(self, theta: Tensor, tol: float | None = None) -> float:
-        """F(θ) with the lower level solved to certified accuracy tol (default :meth:`reference_tol`)."""
-        self.require_certificate("upper_objective")
-        theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
-        with torch.no_grad(), self.uncounted():
-            return float(self.ul_g(theta, x) + self.ul_reg(theta))
-
-    def hypergradient(self, theta: Tensor, tol: float | None = None) -> Tensor:
-        """∇F(θ) with x̂ to accuracy tol (default :meth:`reference_tol`) and the adjoint H q = ∇_x g solved
-        by CG to ‖H q − ∇_x g‖ ≤ reference_rtol(θ)·‖∇_x g‖."""
-        self.require_certificate("hypergradient")
-        theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
-        with self.uncounted():
-            rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
-            cg_tol = self.reference_rtol(theta) * max(rhs_norm, torch.finfo(self.dtype).tiny)
-            before = self.counters.cg_iters
-            q, residual = self.adjoint_solve(theta, x, cg_tol, 100 * x.numel())
-            if residual > cg_tol:
-                raise RuntimeError(
-                    f"{self.name}: CG on H q = ∇_x g stopped after {self.counters.cg_iters - before} "
-                    f"iterations at residual {residual:.3g} > {cg_tol:.3g}"
-                )
-            return self.hypergradient_from(theta, x, q)
-
-    def evaluate(self, theta: Tensor, tol: float | None = None) -> dict[str, float]:
-        """Metrics of x̂(θ) solved to tol (default :meth:`reference_tol`), plus the upper value F(θ)."""
-        self.require_certificate("evaluate")
-        theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
-        with torch.no_grad(), self.uncounted():
-            out = {"upper_value": float(self.ul_g(theta, x) + self.ul_reg(theta))}
-            out.update(self.metrics(theta, x))
-        return out
-
-    def _as_tensor(self, theta: Tensor) -> Tensor:
-        return torch.as_tensor(theta, dtype=self.dtype, device=self.device).detach()
 
     def describe(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"

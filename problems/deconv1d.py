@@ -1,4 +1,4 @@
-"""`deconv1d` — paper §4.1 (Arndt's 1D experiment), SPEC §2.1.
+"""`deconv1d` — paper §4.1 (Arndt's 1D experiment).
 
     θ = B ∈ R^{n×n},  lower  h(x, B) = ½‖Bx − y‖² + a₁‖x‖₁ + (a₂/2)‖x‖²   (f = ½‖Bx−y‖² + (a₂/2)‖x‖²)
     upper  g(x) = ½‖Ax − y‖²  (or ½‖Bx − y‖² for upper_operator="learned"),  r(B) = (β/2)‖B − A‖²_F
@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem, Counters
+from problems.base import OPERATOR, SIGNAL, BilevelProblem
+from problems.caches import RecentSetups
+from problems.lower import FixedSteps, iterate
+from problems.params import ProblemParams, matrix_bytes, param
 
 
 def gaussian_blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -44,9 +48,10 @@ def schur_norm_sq(mat: Tensor) -> float:
 
 
 class _UnrolledISTA(torch.autograd.Function):
-    """x_K of K ISTA steps x ← S_{λa₁}(x − λ(Hx + c)), H = BᵀB + a₂I, c = −Bᵀy, with a hand-written
-    backward: the adjoint recursion u_k = m_k ⊙ (u_{k+1} − λHu_{k+1}) and ∂H = −λ Σ_k u_k x_kᵀ as one
-    matmul. Same maths as autograd through K steps (tested), without K outer-product accumulations."""
+    """x_K of K ISTA steps x ← S_{λa₁}(x − λ(Hx + c)), H = BᵀB + a₂I, c = −Bᵀy (``problems.lower.iterate``
+    with this closed-form step, recording what the backward needs), with a hand-written backward: the
+    adjoint recursion u_k = m_k ⊙ (u_{k+1} − λHu_{k+1}) and ∂H = −λ Σ_k u_k x_kᵀ as one matmul. Same maths
+    as autograd through K steps (tested), without K outer-product accumulations."""
 
     @staticmethod
     def forward(
@@ -57,24 +62,27 @@ class _UnrolledISTA(torch.autograd.Function):
         lam: float,
         threshold: float,
         n_steps: int,
-        counters: Counters,
+        problem: Deconv1D,
     ) -> Tensor:
         xs, masks = [], []
-        for _ in range(n_steps):
+
+        def step(x: Tensor) -> tuple[Tensor, None]:
             v = x - lam * torch.addmv(c, hess, x)
-            xs.append(x)
+            xs.append(x)  # what the backward needs: every step's input and active set
             masks.append(v.abs() > threshold)
-            x = torch.nn.functional.softshrink(v, threshold)
+            return torch.nn.functional.softshrink(v, threshold), None
+
+        x = iterate(step, x, None, FixedSteps(), n_steps).x  # the one lower loop, plain ISTA steps
         ctx.save_for_backward(hess, torch.stack(xs), torch.stack(masks))
         ctx.lam = lam
-        ctx.counters = counters
+        ctx.problem = problem  # counts (and charges) the backward steps
         return x
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         hess, xs, masks = ctx.saved_tensors
         lam = ctx.lam
-        ctx.counters.ll_backward_iters += xs.shape[0]  # this backward pass goes through every step
+        ctx.problem._count("ll_backward_iters", xs.shape[0])  # this backward pass goes through every step
         us = torch.empty_like(xs)
         g = grad_out
         for k in range(xs.shape[0] - 1, -1, -1):
@@ -86,63 +94,55 @@ class _UnrolledISTA(torch.autograd.Function):
         return grad_hess, grad_c, g, None, None, None, None
 
 
+@dataclass(frozen=True)
+class Deconv1DParams(ProblemParams):
+    """The 1D deconvolution of the paper: n samples of a piecewise-constant x† on [−1, 1]."""
+
+    problem: ClassVar[str] = "deconv1d"
+
+    n: int = param(200, "grid points on [−1, 1] (x ∈ Rⁿ, B ∈ R^{n×n})", ge=2)
+    sigma: float = param(5.0, "width of the Gaussian blur A, in samples", gt=0)
+    noise: float = param(0.005, "standard deviation of the noise on y", ge=0)
+    a1: float = param(0.108, "ℓ¹ weight a₁ of the lower level", ge=0)
+    a2: float = param(0.027, "ℓ² weight a₂ of the lower level (= μ)", gt=0, why="strong convexity")
+    beta: float = param(0.0, "weight β of r(B) = (β/2)‖B − A‖²_F", ge=0)
+    upper_operator: str = param(
+        "known", "g measures the data fit with the known A or the learned B", choices=("known", "learned")
+    )
+    seed: int = param(0, "seed of the noise draw")
+    step0: float = param(1e-3, "initial upper-level step shared by every solver", gt=0)
+
+    def memory_bytes(self, itemsize: int) -> int:
+        return matrix_bytes(self.n, itemsize)
+
+
 @dataclass
 class _Setup:
     """Per-θ quantities, computed once per B (one matmul; counted in ``setup_evals``) so an ISTA step is
     one matvec."""
 
-    key: Tensor
-    version: int
     hess: Tensor  # BᵀB + a₂I
     neg_bty: Tensor  # −Bᵀy, so ∇f(x) = hess·x − Bᵀy is a single addmv
     lip: float  # ‖B‖₁‖B‖_∞ + a₂ ≥ L
 
 
 class Deconv1D(BilevelProblem):
-    name = "deconv1d"
-    metric_names = ("rel_error", "l1_error")
-    ll_momentum = "none"  # ISTA, as in the paper
-    report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (SPEC §5)
-    per_theta_caches = ("_setup_cache",)
+    """1D deconvolution with a learned n×n operator B and an ℓ¹ + ℓ² lower level (ISTA)."""
 
-    def __init__(
-        self,
-        n: int = 200,
-        sigma: float = 5.0,
-        noise: float = 0.005,
-        a1: float = 0.108,
-        a2: float = 0.027,
-        beta: float = 0.0,
-        upper_operator: str = "known",
-        seed: int = 0,
-        step0: float = 1e-3,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ):
-        super().__init__(dtype=dtype, device=device)
-        if upper_operator not in ("known", "learned"):
-            raise ValueError(f"upper_operator must be 'known' or 'learned', got {upper_operator!r}")
-        if n < 2 or sigma <= 0 or noise < 0 or a1 < 0 or a2 <= 0 or beta < 0 or step0 <= 0:
-            raise ValueError(
-                "deconv1d needs n ≥ 2, sigma > 0, noise ≥ 0, a1 ≥ 0, a2 > 0 (strong convexity), "
-                f"beta ≥ 0, step0 > 0; got n={n}, sigma={sigma}, noise={noise}, a1={a1}, a2={a2}, "
-                f"beta={beta}, step0={step0}"
-            )
-        self.params = dict(
-            n=n,
-            sigma=sigma,
-            noise=noise,
-            a1=a1,
-            a2=a2,
-            beta=beta,
-            upper_operator=upper_operator,
-            seed=seed,
-            step0=step0,
-        )
-        self.a1, self.a2, self.beta, self.upper_operator = a1, a2, beta, upper_operator
-        self._step0 = step0
-        dev, dt = self.device, dtype
+    name = "deconv1d"
+    Params = Deconv1DParams
+    metric_names = ("rel_error", "l1_error")
+    figures = frozenset({SIGNAL, OPERATOR})
+    ll_momentum = "none"  # ISTA, as in the paper
+    report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (docs/maths.md)
+
+    def __init__(self, **params: object):
+        super().__init__(**params)
+        c = self.config
+        n, sigma, noise, seed = c.n, c.sigma, c.noise, c.seed
+        self.a1, self.a2, self.beta, self.upper_operator = c.a1, c.a2, c.beta, c.upper_operator
+        self._step0 = c.step0
+        dev, dt = self.device, self.dtype
         self.h = 2.0 / n
         self.t = -1 + self.h / 2 + self.h * torch.arange(n, dtype=torch.float64)
         self.A = gaussian_blur_matrix(n, sigma, torch.float64, torch.device("cpu"))
@@ -159,18 +159,17 @@ class Deconv1D(BilevelProblem):
         self._ata = self.A.T @ self.A
         self._aty = self.A.T @ self.y
         self._lg_known = float(torch.linalg.matrix_norm(self.A, 2)) ** 2
-        self._setup_cache: _Setup | None = None
+        self._setup_cache = RecentSetups(1)
 
     # ------------------------------------------------------------------ maths
     def _setup(self, theta: Tensor) -> _Setup:
-        c = self._setup_cache
-        if c is not None and c.key is theta and c.version == theta._version:
-            return c
-        self.counters.setup_evals += 1  # one n×n×n matmul: ≈ 72 ISTA steps at n = 200 (docs/cost_model.md)
+        cached = self._setup_cache.find(theta)
+        if cached is not None:
+            return cached
+        self._count_setup()  # one n×n×n matmul: ≈ 72 ISTA steps at n = 200 (docs/cost_model.md)
         hess = normal_matrix(theta, self.a2)
         lip = schur_norm_sq(theta.detach()) + self.a2
-        self._setup_cache = _Setup(theta, theta._version, hess, -(theta.T @ self.y), lip)
-        return self._setup_cache
+        return self._setup_cache.add(theta, _Setup(hess, -(theta.T @ self.y), lip))
 
     def _ll_grad(self, theta: Tensor, x: Tensor) -> Tensor:
         s = self._setup(theta)
@@ -189,8 +188,8 @@ class Deconv1D(BilevelProblem):
             raise ValueError(f"deconv1d unrolls ISTA steps only (momentum 'none'), got {momentum!r}")
         s = self._setup(theta)
         lam = 1.0 / s.lip if step is None else step
-        self._count_ll_iters(n_steps)  # each unrolled step is one lower-level gradient step
-        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self.counters)
+        self._count("ll_iters", n_steps)  # each unrolled step is one lower-level gradient step
+        return _UnrolledISTA.apply(s.hess, s.neg_bty, x, lam, lam * self.a1, n_steps, self)
 
     def ll_mu(self, theta: Tensor) -> float:
         return self.a2

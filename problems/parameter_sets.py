@@ -5,7 +5,7 @@ only what belongs to the problem — weights, discretisation, upper-level form, 
 stopping rule (the problem owns its lower solve) and how the smoothed-TV reference is computed — so that
 ``problems.make_problem("deblur2d", preset=NAME)`` builds the same instance with or without ``protocols``.
 
-* ``authors`` — SPEC §2.5, the authors' 2D code as it runs, its inconsistencies included (each is one
+* ``authors`` — docs/maths.md §6, the authors' 2D code as it runs, its inconsistencies included (each is one
   ``Deviation`` below);
 * ``certified`` — sound: one objective, μ = ζ a true strong-convexity bound, α and β from the grid searches
   (``studies/grid_search.py``, tables in ``results/grid_search/``);

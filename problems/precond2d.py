@@ -1,4 +1,4 @@
-"""Preconditioners of the 2D adjoint system H q = ∇ₓg (issue 11): ``"fourier"`` and ``"jacobi"``.
+"""Preconditioners of the 2D adjoint system H q = ∇ₓg, ``"fourier"`` and ``"jacobi"`` (one factory below).
 
 ``"fourier"`` — diagonal in Fourier space:
 
@@ -26,6 +26,7 @@ flat regions and edges, which no Fourier-diagonal M represents, so the Fourier p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -88,3 +89,18 @@ class JacobiPreconditioner:
 
     def __call__(self, v: Tensor) -> Tensor:
         return v * self.inv_diag
+
+
+PRECONDITIONERS = ("fourier", "jacobi")
+
+
+def adjoint_preconditioner(
+    kind: str, kernel: Tensor, x: Tensor, shape: tuple[int, int], alpha: float, gamma: float, zeta: float
+) -> Callable[[Tensor], Tensor]:
+    """v ↦ M⁻¹v for M ≈ H = K_bᵀK_b + α∇²TV_γ(x) + ζI of the named kind (module docstring)."""
+    if kind == "fourier":
+        curvature = alpha * tv_mean_curvature(x, gamma) if alpha else 0.0
+        return FourierPreconditioner(kernel, shape, curvature, zeta)
+    if kind == "jacobi":
+        return JacobiPreconditioner(kernel, x, alpha, gamma, zeta)
+    raise ValueError(f"preconditioner must be 'fourier' or 'jacobi', got {kind!r}")

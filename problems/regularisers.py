@@ -12,7 +12,7 @@ constant γ each. With φ(d) = √(d² + γ²), φ' = d/√(d² + γ²), φ'' = 
 
 and ‖∇²TV_γ‖ ≤ (‖D₁‖² + ‖D₂‖²)/γ ≤ 8/γ (‖D_i‖² ≤ 4), the Lipschitz constant of ∇TV_γ used for L.
 
-``double_count=True`` is the authors' discretisation (SPEC §2.5): replicate-pad by one row and column, then
+``double_count=True`` is the authors' grid (docs/maths.md §6): replicate-pad by one row and column, then
 forward differences over the padded grid, so the last row's horizontal differences and the last column's
 vertical differences appear twice. That adds the 1D smoothed TV of the last row (along W) and of the last
 column (along H) to TV_γ; its Hessian is at most 2(D₁ᵀD₁ + D₂ᵀD₂)/γ, hence L = 16/γ.
@@ -187,10 +187,10 @@ class H1Penalty:
     """Kernel penalty on (C, k, k) kernels, d = b − b_ref, in one of two forms:
 
     * ``"squared"`` (sound): r = (β/2)‖d‖²_{H¹}, ∇r = β(I − Δ)d;
-    * ``"authors"`` (SPEC §2.5, *inconsistent*): r = β‖d‖_{H¹} = β√(‖d‖² + ‖D₁d‖² + ‖D₂d‖²) unsquared (norms
-      over all channels together), while the gradient their code adds is the sum of the three separate
-      norms' gradients, β(d/‖d‖ + D₁ᵀD₁d/‖D₁d‖ + D₂ᵀD₂d/‖D₂d‖) (a term is 0 where its norm is 0, as
-      torch's norm backward gives): ``grad`` is *not* ∇ of ``value`` then.
+    * ``"authors"`` (docs/maths.md §6, *inconsistent*): r = β‖d‖_{H¹} = β√(‖d‖² + ‖D₁d‖² + ‖D₂d‖²)
+      unsquared (norms over all channels together), while the gradient their code adds is the sum of the
+      three separate norms' gradients, β(d/‖d‖ + D₁ᵀD₁d/‖D₁d‖ + D₂ᵀD₂d/‖D₂d‖) (a term is 0 where its norm
+      is 0, as torch's norm backward gives): ``grad`` is *not* ∇ of ``value`` then.
     """
 
     def __init__(self, reference: Tensor, beta: float, form: str = "squared"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from problems import values
 from solvers.amigo import Amortised
 from solvers.base import Solver, SolverState
 from solvers.f2sa import ValuePenalty
@@ -73,13 +74,7 @@ def list_solvers() -> dict[str, dict[str, object]]:
 def make_solver(name: str, **config: object) -> Solver:
     """Build a solver; unknown fields or out-of-range values raise a ValueError naming what is valid."""
     cls = _lookup(name)
-    valid = solver_parameters(name)
-    unknown = sorted(set(config) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown config field(s) {', '.join(unknown)} for solver {name!r}; "
-            f"valid: {', '.join(f'{k}={v!r}' for k, v in valid.items())}"
-        )
+    values.check_names(config, solver_parameters(name), f"config field(s) ... for solver {name!r}")
     return cls(**config)
 
 

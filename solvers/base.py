@@ -14,6 +14,7 @@ from typing import ClassVar, Protocol
 
 from torch import Tensor
 
+from problems import values
 from problems.base import BilevelProblem
 
 
@@ -58,30 +59,20 @@ def check_range(
     hi_open: bool = True,
     optional: bool = False,
 ) -> None:
-    """Raise a ValueError naming the field and its valid range when a config value is outside it."""
+    """Raise a ValueError naming the field and its valid range when a config value is outside it (the
+    shared validators of ``problems.values``; a field declared ``int`` takes integers only)."""
     value = getattr(config, field)
     if value is None and optional:
         return
-    bad = (
-        value is None
-        or isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-    )
+    name = f"{type(config).__name__}.{field}"
     # Integer fields (iteration caps) must be integers: 2.5 iterations is a typo, not a setting.
     declared = {f.name: f.type for f in dataclasses.fields(config)}.get(field)  # type: ignore[arg-type]
-    if not bad and declared in (int, "int") and not isinstance(value, int):
-        raise ValueError(f"{type(config).__name__}.{field} must be an integer, got {value!r}")
-    if not bad and lo is not None:
-        bad = value <= lo if lo_open else value < lo
-    if not bad and hi is not None:
-        bad = value >= hi if hi_open else value > hi
-    if bad:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        name = type(config).__name__
-        raise ValueError(f"{name}.{field} must be in {rng}, got {value!r}")
+    integer = declared in (int, "int")
+    if integer and values.is_number(value) and not values.is_integer(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    valid = values.Interval(integer=integer, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+    if not valid.accepts(value):
+        raise ValueError(f"{name} must be in {valid.notation()}, got {value!r}")
 
 
 def check_string(config: object, field: str, examples: str) -> None:
