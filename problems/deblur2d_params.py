@@ -44,7 +44,6 @@ PRESET_FIELDS = (
     "h1_form",
     "ul_scale",
 )
-DEFAULT_BLUR = "motion"
 #: the smoothed-TV baseline without a named set (``preset=None``): the certified one
 DEFAULT_TV_BASELINE = {"tol": parameter_sets.BASELINE_TOL}
 
@@ -65,14 +64,6 @@ class BlurredImageParams(ProblemParams):
         if self.kernel_size % 2 == 0:
             raise ValueError(f"{self.problem}.kernel_size must be odd, got {self.kernel_size}")
         blur_kernel(self.blur, self.kernel_size)  # one line naming the valid forms, or the size it needs
-
-    def record(self) -> dict[str, Any]:
-        out = super().record()
-        if (
-            out.get("blur") == DEFAULT_BLUR
-        ):  # recorded when set: records of the paper's kernel stay as they were
-            del out["blur"]
-        return out
 
     def memory_bytes(self, itemsize: int) -> int:
         return image_bytes(self.size, itemsize)
@@ -148,7 +139,7 @@ class Deblur2DParams(BlurredImageParams):
         return dataclasses.replace(self, **filled, mu=mu), rule
 
     def record(self) -> dict[str, Any]:
-        return BlurredImageParams.record(self.deblur_settings()[0])
+        return ProblemParams.record(self.deblur_settings()[0])
 
     @classmethod
     def named_settings(cls) -> dict[str, dict[str, Any]]:

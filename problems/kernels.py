@@ -128,7 +128,7 @@ def blur_kernel(
     kind, numbers = parse_blur(spec)
     need = required_support(spec)
     if k < need:
-        raise ValueError(f"blur {spec!r} needs kernel_size ≥ {need}, got kernel_size={k}")
+        raise ValueError(f"blur {spec!r} needs kernel_size ≥ {need}, got {k}")
     if kind == "motion":
         return motion_kernel(k, channels, dtype=dtype, device=device)
     if kind == "gaussian":
