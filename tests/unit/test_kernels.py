@@ -89,8 +89,8 @@ def test_blur_parameter_sets_the_known_operator_and_the_data(name: str) -> None:
     if name == "semiblind2d":
         blurred = conv2d(blurred, p.gaussian, p.boundary)
     assert torch.allclose(p.y, blurred.clamp(0.0, 1.0), atol=1e-14)
-    # the default records nothing new: records of the paper's kernel read as before
-    assert "blur" not in problems.make_problem(name, size=(8, 8)).params
+    # the record holds every field as resolved: the default names the paper's kernel
+    assert problems.make_problem(name, size=(8, 8)).params["blur"] == "motion"
 
 
 def test_hypergradient_with_a_line_blur_matches_finite_differences() -> None:
