@@ -19,12 +19,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 import problems
 from bench.harness import make_solver_for
+from studies.publish import publish
 from studies.speed_vs_past import MAID, PROBLEM
 
 
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 print(row, flush=True)
                 lines.append(row)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import torch
 import problems
 from problems.lower import prox_gradient_solve
 from studies.microbench import median_seconds
+from studies.publish import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,10 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             c = pcg_counts(tuple(size), preset, eps, cap, 1e-6)
             cells = " | ".join(f"{n} steps, {t:.1f} s, {d:.1e}" for n, t, d in c.values())
             lines.append(f"| {preset} (ε = {eps:g}, ≤ {cap} iterations) | {cells} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 def run_table(runs: dict[str, list[dict]], args: argparse.Namespace, size: list[int], now: str) -> list[str]:
