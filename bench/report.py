@@ -25,8 +25,8 @@ SUMMARY_CSV = "summary.csv"
 
 
 def default_target(problem: str, traces: pd.DataFrame) -> float:
-    """The problem's reference target if it has one (deconv1d: 0.0102, SPEC §5), otherwise the
-    largest best-value over runs, i.e. a value every run reached."""
+    """The problem's reference target if it has one (deconv1d: 0.0102, the authors' published value,
+    docs/results.md), otherwise the largest best-value over runs, i.e. a value every run reached."""
     cls = problem_registry.problem_class(problem)
     target = getattr(cls, "report_target", None)
     if target is not None:

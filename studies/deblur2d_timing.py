@@ -1,4 +1,4 @@
-"""Speed of the 2D problems (issue 3), in one process, on the machine it runs on.
+"""Speed of the 2D problems, in one process, on the machine it runs on.
 
     python -m studies.deblur2d_timing [--size 400,300] [--reps 30] [--skip-maid]
         [--out results/deblur2d_timing.md]

@@ -1,4 +1,4 @@
-"""CPU against GPU on deblur2d at the paper's size and at 1024×1024 (issue 11), one short script.
+"""CPU against GPU on deblur2d at the paper's size and at 1024×1024, one short script.
 
     python -m studies.gpu_timing [--sizes 400x300,1024x1024] [--dtypes float64,float32] [--decrease 5e-4]
         [--max-upper 20] [--cpu-max-time 600] [--out results/gpu_timing.md]

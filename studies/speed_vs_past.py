@@ -1,4 +1,4 @@
-"""Speed of a complete 2D MAID run against this project's own past (issue 11), in one run on one machine.
+"""Speed of a complete 2D MAID run against this project's own past, in one run on one machine.
 
     python -m studies.speed_vs_past [--past a6e38a3] [--size 400,300] [--reps 3] [--decrease 5e-4]
         [--max-upper 60] [--out results/speed_vs_past.md]

@@ -1,4 +1,4 @@
-"""Counts equal the real calls (issue 7, point 6; jaxopt style): wrap the kernels that do the work and
+"""Counts equal the real calls (jaxopt style): wrap the kernels that do the work and
 compare their call counts with the problem's counters, for every solver × problem.
 
 What is wrapped (the real work, not the counting oracles):

@@ -1,5 +1,5 @@
 """The harness: oracle counts, determinism, trace schema on every solver × problem, budgets,
-divergence and errors (SPEC §3.4, §4)."""
+divergence and errors (docs/maths.md §7, §8)."""
 
 from __future__ import annotations
 
