@@ -15,7 +15,7 @@ import torch
 
 import bench
 import problems
-from bench import evaluation, results, verdicts
+from bench import evaluation, report, results, verdicts
 from problems.counting import Counters
 from solvers.base import SolverState
 
@@ -132,3 +132,15 @@ def test_a_lying_solver_is_judged_by_the_exact_values(lying_run):
     assert verdicts.contradicted(result.status, result.info["verdict"])
     table = verdicts.targets_table(trace.assign(case="quadratic", run_id="planted"))
     assert not table.reached.any() and (table.time == math.inf).all()
+
+
+def test_the_report_contradicts_a_lying_solver(lying_run):
+    result, folder = lying_run
+    text = report.write_report(folder, figures=False)
+    line = next(row for row in text.splitlines() if "| liar |" in row)
+    assert "**stopped_early**" in line and "converged" in line
+    csv = pd.read_csv(folder / report.SUMMARY_CSV)
+    row = csv[csv.solver == "liar"].iloc[0]
+    assert row.final_exact_upper_value > 0.5 and math.isnan(row.time_to_target)
+    side = (folder / "runs" / "quadratic__liar__seed3__planted.json").read_text()
+    assert '"verdict": "stopped_early"' in side
