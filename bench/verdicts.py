@@ -36,6 +36,9 @@ SELF_STOPPED = ("converged", "stalled")
 FAILED = ("error", "diverged")
 #: what a run's verdict is when the instance has no F*
 NO_OPTIMUM = "no reference optimum"
+#: how a report marks a verdict judged without F*: against the folder's best exact value, or (traces
+#: written before exact evaluation) against the solver's own values
+GAP_NOTES = {"best in folder": "vs folder best", "solver's own value": "solver's own values"}
 #: columns of the targets table (``bench/profiles.py`` reads them)
 TABLE_COLUMNS = (
     "run_id",
@@ -99,7 +102,7 @@ def harness_verdict(trace: pd.DataFrame, status: str) -> str:
 
 def contradicted(status: str, verdict_text: str) -> bool:
     """The solver claims convergence, the exact values say it stopped above the loosest target."""
-    return status in SELF_STOPPED and verdict_text == "stopped_early"
+    return status in SELF_STOPPED and verdict_text.split(" (")[0] == "stopped_early"
 
 
 # ----------------------------------------------------------------------------------------- targets
@@ -208,15 +211,19 @@ def targets_table(traces: pd.DataFrame) -> pd.DataFrame:
 def run_verdicts(traces: pd.DataFrame) -> pd.DataFrame:
     """Per run: the solver's ``status``, the harness's ``verdict`` (recorded, or recomputed from the exact
     values for traces written before verdicts existed; with the folder's best value as F* where the
-    instance has none), the best gap reached and whether the verdict contradicts the solver's claim."""
+    instance has none, marked "(vs folder best)"), the best gap reached and whether the verdict
+    contradicts the solver's claim."""
     traces = with_gaps(traces)
     rows = []
     for run_id, tr in traces.groupby("run_id", sort=False):
         tr = tr.sort_values(["iteration", "wall_time"], kind="stable")
         last = tr.iloc[-1]
         recorded = last.get("verdict")
-        judged = verdict(tr["gap"], str(last.status))
-        text = recorded if isinstance(recorded, str) and recorded != NO_OPTIMUM else judged
+        text = verdict(tr["gap"], str(last.status))
+        if last.gap_source == "reference optimum" and isinstance(recorded, str):
+            text = recorded  # the harness's own, from F*
+        elif last.gap_source in GAP_NOTES and text not in FAILED:
+            text = f"{text} ({GAP_NOTES[last.gap_source]})"
         final_gap = pd.to_numeric(tr["gap"], errors="coerce").dropna()
         rows.append(
             dict(

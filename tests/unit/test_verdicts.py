@@ -63,6 +63,7 @@ def test_contradiction_is_a_self_stop_above_the_loosest_target():
     assert verdicts.contradicted("converged", "stopped_early")
     assert not verdicts.contradicted("budget", "budget")
     assert not verdicts.contradicted("converged", "reached 1e-1")
+    assert verdicts.contradicted("stalled", "stopped_early (vs folder best)")
 
 
 def test_target_texts():
@@ -112,7 +113,8 @@ def test_without_f_star_gaps_are_against_the_best_exact_value_in_the_folder():
     assert gaps[gaps.run_id == "b"].gap.tolist() == pytest.approx([1.0, 0.125, 0.0625])
     assert set(gaps.gap_source) == {"best in folder"}
     judged = verdicts.run_verdicts(pd.concat([a, b], ignore_index=True)).set_index("run_id")
-    assert judged.loc["a"].verdict == "reached 1e-6" and judged.loc["b"].verdict == "reached 1e-1"
+    assert judged.loc["a"].verdict == "reached 1e-6 (vs folder best)"
+    assert judged.loc["b"].verdict == "reached 1e-1 (vs folder best)"
 
 
 # ----------------------------------------------------------------------------------------- schedule
