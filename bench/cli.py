@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = dict(device=device, dtype=dtype, threads=threads, solvers=solvs, seeds=seeds)
         jobs = suite.jobs(**options, budget=budget, eval_every=eval_every)
     else:
-        jobs = sweep.expand(probs, solvs, seeds, budget, device, dtype, eval_every or 1, threads)
+        jobs = sweep.expand(probs, solvs, seeds, budget, device, dtype, eval_every, threads)
     at_once = backends.concurrency(execution, len(jobs))
     print(
         f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "
@@ -282,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-every",
         type=_COUNT,
-        help="evaluate metrics every N upper iterations (default 1); the exact evaluation takes these rows "
-        "besides its log-spaced ones (every row on cheap problems; docs/evaluation.md)",
+        help="evaluate every N-th upper iteration besides the exact evaluation's log-spaced rows (default: "
+        "none; every row on cheap problems; the problem's own metrics: every N-th, default every row; "
+        "docs/evaluation.md)",
     )
     p.add_argument(
         "--target",

@@ -12,7 +12,8 @@ the committed best-known value (``problems/optima.json``); without one, suboptim
 
 Which rows: all of them on a problem with ``cheap_evaluation``; otherwise row 0, the log-spaced rows
 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, … (powers of two and three times powers of two), every
-``eval_every``-th row, and the last row. Rows not evaluated hold NaN in every column of ``COLUMNS``.
+``eval_every``-th row when one is given (``--eval-every``), and the last row. Rows not evaluated hold
+NaN in every column of ``COLUMNS``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def on_log_schedule(k: int) -> bool:
     return k <= SMALL_ROWS or _power_of_two(k) or (k % 3 == 0 and _power_of_two(k // 3))
 
 
-def scheduled(k: int, eval_every: int, cheap: bool) -> bool:
-    """Whether row k is evaluated (the last row is evaluated besides, whatever its number)."""
-    return cheap or on_log_schedule(k) or k % eval_every == 0
+def scheduled(k: int, eval_every: int | None, cheap: bool) -> bool:
+    """Whether row k is evaluated (the last row is evaluated besides, whatever its number); ``eval_every``
+    None adds nothing to the log-spaced schedule."""
+    return cheap or on_log_schedule(k) or (eval_every is not None and k % eval_every == 0)
 
 
 def nan_row() -> dict[str, float]:
@@ -58,9 +60,9 @@ class Evaluator:
     hold NaN (``enabled`` is False). A θ at which the reference solve fails (non-finite, a diverging run)
     gets NaN and ``failures`` counts it; the run goes on. ``enabled=False`` switches evaluation off."""
 
-    def __init__(self, problem: BilevelProblem, eval_every: int = 1, enabled: bool = True):
+    def __init__(self, problem: BilevelProblem, eval_every: int | None = None, enabled: bool = True):
         self.problem = problem
-        self.eval_every = int(eval_every)
+        self.eval_every = eval_every
         self.cheap = bool(problem.cheap_evaluation)
         self.enabled = enabled and bool(problem.mu_is_bound)
         self.f_star = problem.reference_optimum() if self.enabled else None

@@ -104,7 +104,8 @@ def _check_budgets(max_iters: Any, max_time: Any, max_ll_iters: Any, eval_every:
     validators of ``problems.values`` (the Python API accepts a zero budget: only the initial state)."""
     budget = {"max_iters": max_iters, "max_time": max_time, "max_ll_iters": max_ll_iters}
     values.check_budget({k: v for k, v in budget.items() if v is not None}, allow_zero=True)
-    if not values.POSITIVE_INTEGER.accepts(eval_every):  # the evaluation schedule's own sentence
+    # the evaluation schedule's own sentence (None: the log-spaced rows only)
+    if eval_every is not None and not values.POSITIVE_INTEGER.accepts(eval_every):
         raise ValueError(f"eval_every must be ≥ 1 (an integer), got {eval_every!r}")
     values.POSITIVE_INTEGER.check("threads", threads, optional=True)
 
@@ -119,7 +120,7 @@ def run(
     device: str | None = None,
     dtype: str | None = None,
     seed: int = 0,
-    eval_every: int = 1,
+    eval_every: int | None = None,
     threads: int | None = None,
     divergence_factor: float = 1e10,
     progress: bool = False,
@@ -182,7 +183,7 @@ def _loop(
     max_time: float | None,
     max_ll_iters: int | None,
     seed: int,
-    eval_every: int,
+    eval_every: int | None,
     divergence_factor: float,
     progress: bool,
     *,
@@ -221,7 +222,7 @@ def _loop(
         final = status != "running"
         due = final or evaluator.due(iteration)
         row.update(evaluator.evaluate(state.theta) if due else evaluation.nan_row())
-        if iteration % eval_every == 0 or final:
+        if iteration % (eval_every or 1) == 0 or final:  # the problem's own metrics are cheap
             with torch.no_grad(), problem.uncounted():
                 row.update(problem.metrics(state.theta, state.x))
         rows.append(row)

@@ -370,7 +370,8 @@ def _forest(ratios: pd.DataFrame, reference: str, path: Path) -> None:
         ax.errorbar(
             sub.geomean,
             ys,
-            xerr=[sub.geomean - sub.lo, sub.hi - sub.geomean],
+            # clipped at 0: a degenerate interval (one pair) can sit a rounding error inside its estimate
+            xerr=np.clip([sub.geomean - sub.lo, sub.hi - sub.geomean], 0.0, None),
             fmt="o",
             color=colour,
             ms=4,

@@ -7,7 +7,7 @@ TOML layout (every key optional; CLI flags override)::
     device = "cpu"
     dtype = "float64"
     threads = 1              # torch intra-op threads per run
-    eval_every = 1
+    eval_every = 10          # also evaluate every 10th row (default: the log-spaced rows only)
     preset = "certified"     # 2D problems only: certified | authors | authors-fix-<deviation>
     suite = "quick"          # a named suite (bench/suites.py) instead of [[problems]]; image_dir = "..."
                              # puts a folder's images on its image axes
@@ -97,7 +97,7 @@ class Job:
     budget: dict[str, Any]
     device: str
     dtype: str
-    eval_every: int = 1
+    eval_every: int | None = None  # rows evaluated besides the log-spaced schedule (None: none)
     threads: int | None = None  # torch intra-op threads; recorded in the trace, not part of the run id
     run_id: str = field(init=False)
 
@@ -193,7 +193,7 @@ def expand(
     budget: dict[str, Any],
     device: str,
     dtype: str,
-    eval_every: int = 1,
+    eval_every: int | None = None,
     threads: int | None = None,
 ) -> list[Job]:
     """The job grid. Everything is validated here, before anything runs: names, parameter kinds and
@@ -201,7 +201,8 @@ def expand(
     budgets, device, dtype, eval_every and threads."""
     problems, solvers, seeds = list(problems), list(solvers), list(seeds)
     check_budget(budget)
-    check_eval_every(eval_every)
+    if eval_every is not None:
+        check_eval_every(eval_every)
     check_threads(threads)
     check_seeds(seeds)
     for name, params in problems:

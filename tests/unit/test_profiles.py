@@ -138,3 +138,14 @@ def test_missing_columns_are_one_line_naming_them() -> None:
     with pytest.raises(ValueError, match="lacks column\\(s\\) work") as info:
         profiles.prepare(table(ROWS).drop(columns=["work"]))
     assert "\n" not in str(info.value)
+
+
+def test_forest_plot_of_a_degenerate_interval_a_rounding_error_inside_its_estimate(tmp_path) -> None:
+    """One pair gives lo = geomean = hi up to rounding; lo can then exceed the estimate by an ulp."""
+    g = 40.221821878908386
+    ratios = pd.DataFrame(
+        {"series": ["lista"], "target": ["all"], "geomean": [g], "lo": [np.nextafter(g, 100.0)], "hi": [g]}
+    )
+    path = tmp_path / "ratios.png"
+    profiles._forest(ratios, "maid", path)
+    assert path.stat().st_size > 0
