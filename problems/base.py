@@ -67,6 +67,9 @@ class BilevelProblem(ReferenceAPI, Counted):
     ul_convex_in_x: ClassVar[bool] = True
     #: momentum of the lower-level solver: "none" (ISTA/GD), "fista", "strongly_convex"
     ll_momentum: ClassVar[str] = "none"
+    #: momentum of the reference (evaluation) solve, None = ``ll_momentum``: the certificate does not
+    #: depend on the path, so a problem whose solvers use ISTA (as its paper does) may evaluate faster
+    reference_momentum: ClassVar[str | None] = None
     #: ``ll_mu`` is a true strong-convexity modulus of h(·, θ), so ‖∇h‖/μ bounds ‖x − x̂‖ (False: μ nominal;
     #: the reference API then raises at once). An instance may set its own value.
     certified: bool = True
@@ -210,11 +213,20 @@ class BilevelProblem(ReferenceAPI, Counted):
         return grad
 
     def ll_solve(
-        self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
+        self,
+        theta: Tensor,
+        x: Tensor,
+        eps: float,
+        max_iters: int,
+        step: float | None = None,
+        *,
+        momentum: str | None = None,
     ) -> LowerResult:
-        """Lower-level solve warm-started at x, stopped at certified ‖x − x̂(θ)‖ ≤ eps."""
+        """Lower-level solve warm-started at x, stopped at certified ‖x − x̂(θ)‖ ≤ eps; ``momentum``
+        overrides the problem's rule (the reference solve's ``reference_momentum``)."""
         with torch.no_grad():
-            return prox_gradient_solve(self, theta, x, eps, max_iters, step, self.ll_momentum)
+            rule = self.ll_momentum if momentum is None else momentum
+            return prox_gradient_solve(self, theta, x, eps, max_iters, step, rule)
 
     def ll_unrolled(
         self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None

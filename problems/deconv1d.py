@@ -134,6 +134,9 @@ class Deconv1D(BilevelProblem):
     metric_names = ("rel_error", "l1_error")
     figures = frozenset({SIGNAL, OPERATOR})
     ll_momentum = "none"  # ISTA, as in the paper
+    # the reference solve (what the harness judges by) with a₂-strong convexity's constant momentum: the
+    # same certified point, about √(L/μ) instead of L/μ iterations per factor e
+    reference_momentum = "strongly_convex"
     #: a warm-started reference solve is ~10² ISTA matvecs at n = 200, comparable to one upper iteration
     cheap_evaluation = True
     report_target = 0.0102  # ½‖Ax − y‖² level used for time-to-target (docs/maths.md)

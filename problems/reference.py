@@ -112,7 +112,10 @@ class ReferenceAPI:
             tol = self.reference_tol(theta)
         x_start = self.x0 if start is None else self._as_tensor(start)
         with self.uncounted():
-            res = self.ll_solve(theta, x_start, tol, max_iters)
+            if self.reference_momentum is None:
+                res = self.ll_solve(theta, x_start, tol, max_iters)
+            else:
+                res = self.ll_solve(theta, x_start, tol, max_iters, momentum=self.reference_momentum)
         floor_hit = res.dist_bound > tol and not below_floor
         if not res.converged or floor_hit:
             if res.converged:
