@@ -10,7 +10,8 @@ with the reference API's default tolerance and each solve warm-started at the pr
 (the certificate does not depend on the start). F* is ``problem.reference_optimum()``: a closed form, or
 the committed best-known value (``problems/optima.json``); without one, suboptimality and rel_gap are NaN.
 
-Which rows: all of them on a problem with ``cheap_evaluation``; otherwise row 0, the log-spaced rows
+Which rows: all of them on a problem with ``cheap_evaluation`` unless ``eval_every`` is given; otherwise
+row 0, the log-spaced rows
 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, … (powers of two and three times powers of two), every
 ``eval_every``-th row when one is given (``--eval-every``), and the last row. Rows not evaluated hold
 NaN in every column of ``COLUMNS``.
@@ -44,9 +45,11 @@ def on_log_schedule(k: int) -> bool:
 
 
 def scheduled(k: int, eval_every: int | None, cheap: bool) -> bool:
-    """Whether row k is evaluated (the last row is evaluated besides, whatever its number); ``eval_every``
-    None adds nothing to the log-spaced schedule."""
-    return cheap or on_log_schedule(k) or (eval_every is not None and k % eval_every == 0)
+    """Whether row k is evaluated (the last row is evaluated besides, whatever its number): the log-spaced
+    rows, and every ``eval_every``-th; without one, every row of a cheap problem and no other."""
+    if on_log_schedule(k):
+        return True
+    return cheap if eval_every is None else k % eval_every == 0
 
 
 def nan_row() -> dict[str, float]:

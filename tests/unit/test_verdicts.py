@@ -126,7 +126,23 @@ def test_log_spaced_schedule():
 def test_schedule_adds_eval_every_multiples_and_cheap_problems_take_every_row():
     rows = [k for k in range(40) if evaluation.scheduled(k, 10, cheap=False)]
     assert rows == [0, 1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 30, 32]
-    assert all(evaluation.scheduled(k, 10, cheap=True) for k in range(40))
+    # without an interval: the log-spaced rows only, or every row of a cheap problem
+    assert [k for k in range(40) if evaluation.scheduled(k, None, cheap=False)] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        6,
+        8,
+        12,
+        16,
+        24,
+        32,
+    ]
+    assert all(evaluation.scheduled(k, None, cheap=True) for k in range(40))
+    # an interval asked for thins a cheap problem's rows too (suites, long 1D runs)
+    assert [k for k in range(40) if evaluation.scheduled(k, 10, cheap=True)] == rows
 
 
 def test_gaps():
