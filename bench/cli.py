@@ -1,4 +1,4 @@
-"""`adpbench` command line: run | report | list."""
+"""`adpbench` command line: run | report | list | check-solver."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import backends, listing, report, suites, sweep
+from bench import backends, listing, plugins, report, suites, sweep
 from problems import values
 
 DEFAULT_PROBLEMS = ["deconv1d"]
@@ -79,8 +79,19 @@ def _seeds(values: list[str]) -> list[int]:
     return out
 
 
+def _activate(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> None:
+    """Load the installed entry points, the TOML file's ``plugins`` and the ``--plugin`` values (before any
+    name is resolved), then check --reference-solver against what is now registered."""
+    plugins.activate([*(cfg or {}).get("plugins", []), *(args.plugin or [])])
+    ref = getattr(args, "reference_solver", None)
+    if ref is not None and ref not in solver_registry.solver_names():
+        valid = ", ".join(solver_registry.solver_names())
+        raise ValueError(f"--reference-solver: must be a registered solver ({valid}), got {ref!r}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = sweep.load_config(args.config) if args.config else {}
+    _activate(args, cfg)
     budget = dict(cfg.get("budget", {}))
     for key in sweep.BUDGET_KEYS:
         if getattr(args, key) is not None:
@@ -199,6 +210,7 @@ def _execution(args: argparse.Namespace, cfg: dict[str, Any]) -> backends.Execut
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    _activate(args)
     if not Path(args.dir).is_dir():
         raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
     print(
@@ -210,21 +222,33 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    _activate(args)
     print(listing.render(args.kind, args.name))
     return 0
 
 
-def _reference_solver(text: str) -> str:
-    valid = solver_registry.solver_names()
-    if text not in valid:
-        raise argparse.ArgumentTypeError(f"must be a registered solver ({', '.join(valid)}), got {text!r}")
-    return text
+def cmd_check_solver(args: argparse.Namespace) -> int:
+    from bench import contract  # runs solvers: only this command needs it
+
+    _activate(args)
+    solver_registry.solver_class(args.name)  # one line naming the valid solvers
+    checks = contract.check_solver(args.name)
+    print(contract.render(args.name, checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def _plugin_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="PATH.py|MODULE",
+        help="load a solver or problem plug-in (a .py file or a module; repeatable; docs/extending.md)",
+    )
 
 
 def _reference_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-solver",
-        type=_reference_solver,
         default="maid",
         help="the solver the report's time ratios and their bootstrap intervals divide by (default maid)",
     )
@@ -320,19 +344,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=_COUNT,
         help="submitit: runs at once (default --jobs)",
     )
+    _plugin_flag(p)
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")
     r.add_argument("--target", type=_VALUE)
     r.add_argument("--no-figures", action="store_true")
     _reference_flag(r)
+    _plugin_flag(r)
     r.set_defaults(func=cmd_report)
     lst = sub.add_parser(
         "list", help="problems, solvers, protocols and suites, one line each; `list KIND NAME` for details"
     )
     lst.add_argument("kind", nargs="?", help=f"one of {', '.join(listing.KINDS)}")
     lst.add_argument("name", nargs="?", help="one entry, shown in full")
+    _plugin_flag(lst)
     lst.set_defaults(func=cmd_list)
+    c = sub.add_parser(
+        "check-solver",
+        help="check a solver against the harness's contract (counts, budgets, determinism, θ*, statuses)",
+    )
+    c.add_argument("name", help="a registered solver (a plug-in's too, with --plugin)")
+    _plugin_flag(c)
+    c.set_defaults(func=cmd_check_solver)
     return parser
 
 
