@@ -63,6 +63,9 @@ class PluginSpec:
     digest: str
     label: str
     registers: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    #: the ``sys.path`` entry a module or entry point was found in here: a worker started with another
+    #: path (a fork server started earlier, a Dask worker, a submitit job) looks there too
+    location: str = dataclasses.field(default="", compare=False)
 
     def record(self) -> dict[str, Any]:
         """What provenance keeps: name, kind, version or file hash, and what it registered."""
@@ -127,7 +130,19 @@ def spec_of(text: str, base: Path | None = None) -> PluginSpec:
         raise PluginError(
             f"plug-in {text}: no module of that name (expected a .py file or an importable module)"
         )
-    return PluginSpec("module", text, _module_version(text), text)
+    return PluginSpec("module", text, _module_version(text), text, location=_root_of(found, text))
+
+
+def _root_of(found: Any, module: str) -> str:
+    """The ``sys.path`` entry a module was found under ("" when it is not a file)."""
+    origin = getattr(found, "origin", None)
+    if not origin or not Path(origin).is_file():
+        return ""
+    root = Path(origin).parent
+    depth = module.count(".") + (1 if Path(origin).name == "__init__.py" else 0)
+    for _ in range(depth):
+        root = root.parent
+    return str(root)
 
 
 def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint:
@@ -140,7 +155,15 @@ def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint:
 def _entry_spec(ep: importlib.metadata.EntryPoint) -> PluginSpec:
     version = ep.dist.version if ep.dist is not None else "unknown"
     dist = ep.dist.name if ep.dist is not None else "?"
-    return PluginSpec("entry_point", f"{ep.group}:{ep.name}", version, f"{dist}:{ep.name}")
+    location = str(ep.dist.locate_file("")) if ep.dist is not None else ""
+    return PluginSpec("entry_point", f"{ep.group}:{ep.name}", version, f"{dist}:{ep.name}", location=location)
+
+
+def _reach(spec: PluginSpec) -> None:
+    """Put where the plug-in was found on ``sys.path`` when this process lacks it (a worker)."""
+    if spec.location and spec.location not in sys.path and Path(spec.location).is_dir():
+        sys.path.append(spec.location)
+        importlib.invalidate_caches()
 
 
 def entry_point_specs() -> list[PluginSpec]:
@@ -201,6 +224,7 @@ def load(spec: PluginSpec) -> PluginSpec:
     """Load one plug-in (once per process): check its hash or version against ``spec.digest``, run its
     code, record what it registered. A PluginError naming the plug-in for any failure."""
     key = (spec.kind, spec.target)
+    _reach(spec)
     have = _current_digest(spec)
     if have != spec.digest:
         what = "sha256" if spec.kind == "file" else "version"
@@ -228,7 +252,7 @@ def load(spec: PluginSpec) -> PluginSpec:
     added = sorted(_registered() - before)
     if not added:
         raise PluginError(
-            f"plug-in {spec.label} registers no solver or problem (call solvers.register_solver or "
+            f"plug-in {spec.label}: registers no solver or problem (call solvers.register_solver or "
             f"problems.register_problem in it, or name a class in its entry point)"
         )
     for item in added:
