@@ -44,11 +44,13 @@ class MySolver:
 
     def init(self, problem):
         step = problem.ul_step0 if self.step0 is None else self.step0
-        return MyState(theta=problem.theta0, step_size=step, **self._estimate(problem, problem.theta0, problem.x0))
+        estimate = self._estimate(problem, problem.theta0, problem.x0)
+        return MyState(theta=problem.theta0, step_size=step, **estimate)
 
     def update(self, problem, state):
         theta = state.theta - state.step_size * state.z
-        return replace(state, theta=theta, hypergrad_norm=float(state.z.norm()), **self._estimate(problem, theta, state.x))
+        estimate = self._estimate(problem, theta, state.x)
+        return replace(state, theta=theta, hypergrad_norm=float(state.z.norm()), **estimate)
 '''
 
 PROBLEM_MODULE = '''
