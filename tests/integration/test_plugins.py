@@ -12,103 +12,10 @@ import pytest
 
 from bench import backends, cli, plugins, report, results, sweep
 
-SOLVER_FILE = '''
-"""`my_solver` — fixed step on an implicit-differentiation hypergradient."""
-
-from dataclasses import dataclass, replace
-from typing import ClassVar
-
-from torch import Tensor
-
-from solvers import SolverState, register_solver
-
-
-@dataclass
-class MyState(SolverState):
-    z: Tensor | None = None  # the hypergradient at theta
-
-
-@register_solver
-@dataclass(frozen=True)
-class MySolver:
-    name: ClassVar[str] = "my_solver"
-    default_max_iters: ClassVar[int] = 100
-
-    step0: float | None = None  # fixed upper step (None: the problem's shared initial step)
-    tol: float = 1e-8  # lower solves to ‖x − x̂‖ ≤ tol, CG to ‖Hq − ∇ₓg‖ ≤ tol
-
-    def _estimate(self, problem, theta, x):
-        x = problem.ll_solve(theta, x, self.tol, 10_000).x
-        q, _ = problem.adjoint_solve(theta, x, self.tol, 1_000)
-        return dict(x=x, z=problem.hypergradient_from(theta, x, q), upper_value=problem.upper_value(theta, x))
-
-    def init(self, problem):
-        step = problem.ul_step0 if self.step0 is None else self.step0
-        estimate = self._estimate(problem, problem.theta0, problem.x0)
-        return MyState(theta=problem.theta0, step_size=step, **estimate)
-
-    def update(self, problem, state):
-        theta = state.theta - state.step_size * state.z
-        estimate = self._estimate(problem, theta, state.x)
-        return replace(state, theta=theta, hypergrad_norm=float(state.z.norm()), **estimate)
-'''
-
-PROBLEM_MODULE = '''
-"""`shrink` — learn per-coordinate ridge weights θ of a denoiser."""
-
-from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-
-from problems import BilevelProblem
-from problems.params import ProblemParams, param
-
-
-@dataclass(frozen=True)
-class ShrinkParams(ProblemParams):
-    problem: ClassVar[str] = "shrink"
-
-    n: int = param(20, "dimension of x and θ", ge=1)
-    noise: float = param(0.3, "standard deviation of the noise on y", ge=0)
-    seed: int = param(0, "seed of the data")
-
-
-class Shrink(BilevelProblem):
-    """h(x, θ) = ½‖x − y‖² + ½‖θ ⊙ x‖²,  F(θ) = ½‖x̂(θ) − x†‖²."""
-
-    name = "shrink"
-    Params = ShrinkParams
-    ll_momentum = "strongly_convex"
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        gen = torch.Generator().manual_seed(self.config.seed)
-        x_true = torch.randn(self.config.n, generator=gen, dtype=torch.float64)
-        y = x_true + self.config.noise * torch.randn(self.config.n, generator=gen, dtype=torch.float64)
-        self.x_true, self.y = x_true.to(self.dtype), y.to(self.dtype)
-        self.theta0 = torch.ones(self.config.n, dtype=self.dtype)
-        self.x0 = torch.zeros(self.config.n, dtype=self.dtype)
-
-    def _ll_grad(self, theta, x):
-        return x - self.y + theta**2 * x
-
-    def ll_lipschitz(self, theta):
-        return 1.0 + float(theta.max() ** 2)
-
-    def ll_mu(self, theta):
-        return 1.0 + float(theta.min() ** 2)
-
-    def ul_g(self, theta, x):
-        return 0.5 * torch.sum((x - self.x_true) ** 2)
-
-    def ul_lipschitz_x(self, theta):
-        return 1.0
-
-    @property
-    def ul_step0(self):
-        return 0.5
-'''
+#: the plug-ins of docs/extending.md: a solver in a plain file, a problem in a package with an entry point
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+SOLVER_FILE = (EXAMPLES / "my_solver.py").read_text()
+PROBLEM_MODULE = (EXAMPLES / "shrinkpkg" / "shrinkpkg" / "problem.py").read_text()
 
 
 def _package(root: Path, version: str = "0.3") -> Path:
