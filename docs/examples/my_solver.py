@@ -24,6 +24,8 @@ class MyState(SolverState):
 @register_solver
 @dataclass(frozen=True)
 class MySolver:
+    """Fixed upper step on the implicit-differentiation hypergradient."""
+
     name: ClassVar[str] = "my_solver"
     default_max_iters: ClassVar[int] = 100
 
