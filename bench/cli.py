@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import backends, listing, plugins, report, suites, sweep
+from bench import backends, listing, plugins, report, results, suites, sweep
 from problems import values
 
 DEFAULT_PROBLEMS = ["deconv1d"]
@@ -213,12 +214,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     _activate(args)
     if not Path(args.dir).is_dir():
         raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
-    print(
-        report.write_report(
+    try:
+        text = report.write_report(
             args.dir, target=args.target, figures=not args.no_figures, reference_solver=args.reference_solver
         )
-    )
+    except ValueError as exc:
+        hint = _missing_plugins(args.dir)
+        raise ValueError(f"{exc}; {hint}" if hint else str(exc)) from None
+    print(text)
     return 0
+
+
+def _missing_plugins(folder: str) -> str:
+    """What the runs' provenance says provides the problems and solvers not registered here ("" if none)."""
+    try:
+        traces = results.load_traces(folder, warn=lambda _: None)
+    except (OSError, ValueError):
+        return ""
+    known = {"problem": set(problem_registry.problem_names()), "solver": set(solver_registry.solver_names())}
+    wanted = {f"{k}:{n}" for k in known for n in set(traces[k].astype(str)) - known[k]}
+    column = traces.get("plugins")
+    recorded = set() if column is None else set(column.dropna().astype(str))
+    found = set()
+    for text in recorded:
+        for entry in json.loads(text):
+            if wanted & set(entry.get("registers", [])):
+                found.add(entry["name"])
+    return (
+        f"the runs used plug-in(s) {', '.join(sorted(found))}: pass --plugin (or install them)"
+        if found
+        else ""
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -190,8 +190,9 @@ def _engines() -> dict[str, backends.Execution]:
     return runs
 
 
-#: how a run executed, not what it computed (the same list as studies/trace_compare's, for these columns)
-EXECUTION_COLUMNS = ["wall_time", "backend", "concurrent_jobs"]
+#: how and where a run executed, not what it computed (studies/trace_compare leaves the same out; the
+#: checkout may be committed to while the engines run)
+EXECUTION_COLUMNS = ["wall_time", "backend", "concurrent_jobs", "git_commit"]
 
 
 def test_plugins_give_the_same_traces_on_every_engine(tmp_path, solver_file, installed):
