@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-every",
         type=_COUNT,
-        help="evaluate metrics every N upper iterations (default 1)",
+        help="evaluate metrics every N upper iterations (default 1); the exact evaluation takes these rows "
+        "besides its log-spaced ones (every row on cheap problems; docs/evaluation.md)",
     )
     p.add_argument(
         "--target",

@@ -9,6 +9,10 @@ budget (:meth:`problems.base.BilevelProblem.budget`), so the counted oracle that
 deadline or the lower-level cap raises :class:`~problems.base.BudgetExhausted`. The run then ends with
 status ``budget`` and one last row marked ``partial``: the last accepted θ and x, with the counters and
 solver time of the unfinished iteration included (its ``iteration`` is the number of completed ones).
+
+The figures a report publishes come from the harness's own exact evaluation (``bench/evaluation.py``:
+F(θ_k) by the reference lower solve, its gap to F*, off the clock and uncounted) and the run's ``verdict``
+from those values (``bench/verdicts.py``), beside the solver's own ``upper_value`` and ``status``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from torch import Tensor
 import problems as problem_registry
 import protocols
 import solvers as solver_registry
-from bench import provenance
+from bench import evaluation, provenance, verdicts
 from problems import values
 from problems.base import BilevelProblem, BudgetExhausted
 from solvers.base import SolverState
@@ -130,6 +134,7 @@ def run(
     progress: bool = False,
     problem_params: dict[str, Any] | None = None,
     solver_config: dict[str, Any] | None = None,
+    exact: bool = True,
     apply_protocol: bool = True,
 ) -> RunResult:
     """Run one solver on one problem until its stopping rule, a budget, divergence or an error.
@@ -140,6 +145,8 @@ def run(
     lower-level budgets are checked inside the counted oracles, so a run overruns them by at most one
     oracle call (0 stops at the first one: the trace holds the initial point only). ``threads`` sets
     torch's intra-op threads for this run (restored afterwards; None keeps the current setting).
+    ``exact``: the harness's exact evaluation (``bench/evaluation.py``; off the clock and uncounted, so
+    False changes no count and no solver time, only leaves the exact columns NaN and the verdict unjudged).
     ``apply_protocol=False``: a solver name's ``solver_config`` is already resolved (a sweep's job, see
     :func:`solver_config_for`) and is used as it is.
     """
@@ -167,7 +174,16 @@ def run(
         torch.set_num_threads(threads)
     try:
         return _loop(
-            solver, problem, max_iters, max_time, max_ll_iters, seed, eval_every, divergence_factor, progress
+            solver,
+            problem,
+            max_iters,
+            max_time,
+            max_ll_iters,
+            seed,
+            eval_every,
+            divergence_factor,
+            progress,
+            exact=exact,
         )
     finally:
         torch.set_num_threads(saved_threads)
@@ -183,9 +199,12 @@ def _loop(
     eval_every: int,
     divergence_factor: float,
     progress: bool,
+    *,
+    exact: bool = True,
 ) -> RunResult:
     torch.manual_seed(seed)
     ident = provenance.identity(solver, problem, seed)
+    evaluator = evaluation.Evaluator(problem, eval_every, enabled=exact)
     problem.counters.reset()
     clock = _Clock(problem.device)
     rows: list[dict[str, Any]] = []
@@ -213,7 +232,10 @@ def _loop(
             row[key] = getattr(state, key)
         row["partial"] = partial
         row["status"] = "running"
-        if iteration % eval_every == 0 or status != "running":
+        final = status != "running"
+        due = final or evaluator.due(iteration)
+        row.update(evaluator.evaluate(state.theta) if due else evaluation.nan_row())
+        if iteration % eval_every == 0 or final:
             with torch.no_grad(), problem.uncounted():
                 row.update(problem.metrics(state.theta, state.x))
         rows.append(row)
@@ -284,6 +306,8 @@ def _loop(
 
     if rows:
         rows[-1]["status"] = status
+        if math.isnan(rows[-1]["exact_upper_value"]) and math.isnan(rows[-1]["eval_time"]):
+            rows[-1].update(evaluator.evaluate(state.theta))  # the last row is always evaluated
         if any(name not in rows[-1] for name in problem.metric_names):
             with torch.no_grad(), problem.uncounted():
                 rows[-1].update(problem.metrics(state.theta, state.x))
@@ -293,6 +317,8 @@ def _loop(
             trace[name] = math.nan
     for key, value in ident.items():
         trace[key] = value
+    trace["verdict"] = verdict = verdicts.harness_verdict(trace, status)
+    ident = {**ident, "verdict": verdict}
     return RunResult(
         theta=state.theta.detach(),
         x=state.x.detach(),

@@ -17,7 +17,7 @@ from bench import results
 
 
 def _protocol_label(name: object) -> object:
-    """A protocol's name with the inconsistencies it keeps labelled (issue 7); other values unchanged."""
+    """A protocol's name with the inconsistencies it keeps labelled; other values unchanged."""
     import protocols
 
     return protocols.get(name).label if isinstance(name, str) else name

@@ -30,6 +30,7 @@ _FALLBACK = ("#000000", "#17becf", "#e377c2", "#1f77b4", "#ff7f0e", "#2ca02c")
 #: run ends shown with a marker: status → (marker, legend text)
 END_MARKERS = {"diverged": ("X", "diverged (run end)"), "stalled": ("s", "stalled (run end)")}
 _LINESTYLES = ("-", "--", ":", "-.")
+SUBOPTIMALITY_FILE = "suboptimality.png"
 
 
 def solver_colour(name: str) -> str:
@@ -81,10 +82,14 @@ def with_series(traces: pd.DataFrame) -> pd.DataFrame:
     return traces.assign(series=label)
 
 
-def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per series (a solver in one configuration): the grid of x and each run's upper value on it (last
-    value at or before x; NaN past a run's end), so medians and bands compare like with like."""
+def _on_grid(
+    traces: pd.DataFrame, x: str, n: int = 200, y: str = "upper_value"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per series (a solver in one configuration): the grid of x and each run's ``y`` on it (last value
+    at or before x among the rows where y was evaluated; NaN past a run's end), so medians and bands
+    compare like with like."""
     out = {}
+    traces = traces[traces[y].notna()]
     for series, group in traces.groupby("series", sort=False):
         xs = group[x].to_numpy(dtype=float)
         pos = xs[xs > 0]
@@ -95,7 +100,7 @@ def _on_grid(traces: pd.DataFrame, x: str, n: int = 200) -> dict[str, tuple[np.n
         curves = []
         for _, tr in group.groupby("run_id"):
             tx = tr[x].to_numpy(dtype=float)
-            ty = tr.upper_value.to_numpy(dtype=float)
+            ty = tr[y].to_numpy(dtype=float)
             idx = np.searchsorted(tx, grid, side="right") - 1
             curve = np.where((idx >= 0) & (grid <= tx.max()), ty[np.clip(idx, 0, None)], np.nan)
             curves.append(curve)
@@ -200,6 +205,87 @@ def convergence(
     return legends
 
 
+#: the suboptimality figure's x axes: column → label
+WORK_AXES = (
+    ("wall_time", "solver time [s]"),
+    ("ll_iters", "lower-level iterations"),
+    ("cg_iters", "HVPs (CG steps)"),
+)
+#: how faint the solver's own estimate is drawn beside the harness's exact values
+OWN_ALPHA = 0.3
+
+
+def reference_values(traces: pd.DataFrame) -> dict[str, tuple[float, str]]:
+    """Per case: the value suboptimality is measured from and what it is — F* where the harness knew it,
+    else the lowest exact value of the case's runs ("best in folder")."""
+    out = {}
+    for case, tr in traces.groupby("case", sort=False):
+        known = tr.dropna(subset=["suboptimality", "exact_upper_value"])
+        if len(known):
+            out[case] = (float((known.exact_upper_value - known.suboptimality).median()), "F*")
+        elif tr.exact_upper_value.notna().any():
+            out[case] = (float(tr.exact_upper_value.min()), "best exact value in this folder")
+    return out
+
+
+def suboptimality(traces: pd.DataFrame, path: Path) -> bool:
+    """F(θ_k) − F* (the harness's exact values, log scale) against solver time, lower-level iterations and
+    HVPs, one row per problem instance; the solver's own estimate upper_value − F* faintly beside it
+    (dashed). Median over the seeds of one configuration. Returns False (no file) when no run has exact
+    values."""
+    if "exact_upper_value" not in traces or traces.exact_upper_value.isna().all():
+        return False
+    plt, _ = _mpl()
+    refs = reference_values(traces)
+    traces = with_series(traces[traces.case.isin(list(refs))])
+    traces = traces.assign(
+        _exact=traces.exact_upper_value - traces.case.map(lambda c: refs[c][0]),
+        _own=traces.upper_value - traces.case.map(lambda c: refs[c][0]),
+    )
+    cases = list(refs)
+    fig, axes = plt.subplots(len(cases), len(WORK_AXES), figsize=(14, 3.6 * len(cases) + 0.4), squeeze=False)
+    for row, case in enumerate(cases):
+        tr = traces[traces.case == case]
+        for col, (x, label) in enumerate(WORK_AXES):
+            ax = axes[row, col]
+            ylo, yhi = math.inf, 0.0
+            for y, alpha, ls, own in (("_exact", 1.0, "-", False), ("_own", OWN_ALPHA, "--", True)):
+                for series, (grid, values) in _on_grid(tr, x, y=y).items():
+                    median = np.where(np.isnan(values).any(axis=0), np.nan, np.nanmedian(values, axis=0))
+                    median = np.where(median > 0, median, np.nan)  # log scale: at or below the reference
+                    colour = solver_colour(series.split(" [")[0])
+                    text = f"{series} (own estimate)" if own else series
+                    ax.plot(
+                        grid,
+                        median,
+                        color=colour,
+                        ls=ls,
+                        lw=1.3,
+                        alpha=alpha,
+                        label=text,
+                        drawstyle="steps-post",
+                    )
+                    finite = median[np.isfinite(median)]
+                    if finite.size and not own:
+                        ylo, yhi = min(ylo, finite.min()), max(yhi, finite.max())
+            ax.set(xscale="log", xlabel=label, ylabel=f"F(θ) − {refs[case][1]}")
+            ax.set_title(case, fontsize=9)
+            if math.isfinite(ylo) and yhi > 0:
+                ax.set_yscale("log")
+                ax.set_ylim(ylo / 2, yhi * 2)
+            if ax.get_legend_handles_labels()[1]:
+                ax.legend(fontsize=6)
+    fig.suptitle(
+        "Suboptimality from the harness's exact evaluation (solid; median over seeds); the solver's own "
+        "estimate faint and dashed",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _problem_of(trace_row: pd.Series):
     params = json.loads(trace_row.problem_params)
     params["device"] = "cpu"
@@ -260,6 +346,8 @@ def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> lis
     targets = dict(runs.groupby("case").target.first())
     names = ["convergence.png"]
     convergence(traces, out_dir / names[0], targets)
+    if suboptimality(traces, out_dir / SUBOPTIMALITY_FILE):
+        names.append(SUBOPTIMALITY_FILE)
     for problem in traces.problem.unique():
         if problem_registry.SIGNAL in problem_registry.figures(problem):  # what the problem can show
             names += reconstructions_1d(traces, runs, out_dir, problem)

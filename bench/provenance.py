@@ -1,4 +1,4 @@
-"""Run identity: problem, solver, config, seed, device, dtype, versions, git commit (SPEC §4)."""
+"""Run identity: problem, solver, config, seed, device, dtype, versions, git commit (docs/maths.md §8)."""
 
 from __future__ import annotations
 

@@ -116,6 +116,7 @@ def write_run(result: RunResult, out_dir: str | Path, run_id: str) -> Path:
         "run_id": run_id,
         "status": result.status,
         "message": result.message,
+        "verdict": result.info.get("verdict"),
         "trace": trace_path.name,
         "arrays": arrays_path.name,
         "sha256": {trace_path.name: _sha256(trace_path), arrays_path.name: _sha256(arrays_path)},

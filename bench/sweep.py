@@ -322,15 +322,22 @@ def execute_job(
         "upper_iters": int(last.iteration),
         "wall_time": float(last.wall_time),
         "upper_value": float(last.upper_value),
+        "exact_upper_value": float(last.get("exact_upper_value", float("nan"))),
+        "verdict": res.info.get("verdict", ""),
     }
 
 
 def describe(summary: dict[str, Any]) -> str:
     """The log line of one finished run."""
     message = summary["message"].splitlines()[0] if summary["message"] else ""
+    verdict = summary.get("verdict", "")
+    exact = summary.get("exact_upper_value", float("nan"))
     return (
         f"{summary['status']}, {summary['upper_iters']} upper iterations, {summary['wall_time']:.2f} s, "
-        f"upper value {summary['upper_value']:.6g}" + (f" ({message})" if message else "")
+        f"upper value {summary['upper_value']:.6g}"
+        + (f", exact {exact:.6g}" if exact == exact else "")
+        + (f"; verdict {verdict}" if verdict else "")
+        + (f" ({message})" if message else "")
     )
 
 

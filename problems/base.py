@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from problems import optima
 from problems.counting import Budget, BudgetExhausted, Counted, Counters
 from problems.linalg import conjugate_gradient
 from problems.lower import (
@@ -76,6 +77,9 @@ class BilevelProblem(ReferenceAPI, Counted):
     #: the problem's parameters (a frozen dataclass, ``problems/params.py``): one declaration drives the
     #: constructor, ``params``, validation, the memory estimate and the listings
     Params: ClassVar[type[ProblemParams]] = ProblemParams
+    #: the harness's exact evaluation (``bench/evaluation.py``) is cheap next to an upper iteration: it
+    #: evaluates F(θ_k) and ‖∇F(θ_k)‖ at every row (otherwise F on a log-spaced schedule, no ‖∇F‖)
+    cheap_evaluation: ClassVar[bool] = False
     #: caps a protocol puts on every solver's counted lower and CG solves (``problems.lower.LowerCaps``;
     #: a problem built from a named parameter set takes them from it)
     lower_caps: LowerCaps = LowerCaps()
@@ -325,6 +329,12 @@ class BilevelProblem(ReferenceAPI, Counted):
             lagrangian = self.ul_g(th, x) + self.ul_reg(th) - (self._ll_grad(th, x) * q).sum()
             (grad,) = torch.autograd.grad(lagrangian, th)
         return grad
+
+    def reference_optimum(self) -> float | None:
+        """F* = min_θ F(θ) of this instance, or None when unknown: a closed form where a subclass has one,
+        else the committed best-known value of ``problems/optima.json`` (``problems/optima.py``)."""
+        entry = optima.lookup(self.name, self.params)
+        return None if entry is None else float(entry["value"])
 
     def describe(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"

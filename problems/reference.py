@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from problems.lower import LowerResult
+
 #: Target relative accuracy of the reference API (``upper_objective``, ``hypergradient``, ``evaluate``) per
 #: dtype: ‖x − x̂(θ)‖ ≤ rtol·s (see ``reference_tol``). In float64 1e-11 gives hypergradients that agree with
 #: central differences to ≥ 7 digits on the 2D problems (tests) at a few thousand iterations at most.
@@ -57,24 +59,60 @@ class ReferenceAPI:
             )
 
     def solve_lower(
-        self, theta: Tensor, tol: float | None = None, max_iters: int = REFERENCE_MAX_ITERS
+        self,
+        theta: Tensor,
+        tol: float | None = None,
+        max_iters: int = REFERENCE_MAX_ITERS,
+        *,
+        start: Tensor | None = None,
     ) -> Tensor:
-        """x̂(θ) to certified accuracy tol (default :meth:`reference_tol`) from x0 (uncounted reference)."""
+        """x̂(θ) to certified accuracy tol (default :meth:`reference_tol`) from ``start`` (default x0; a
+        warm start, e.g. x̂ of a nearby θ, changes the work, not the certified accuracy). Uncounted."""
+        return self.solve_lower_result(theta, tol, max_iters, start=start).x
+
+    def solve_lower_result(
+        self,
+        theta: Tensor,
+        tol: float | None = None,
+        max_iters: int = REFERENCE_MAX_ITERS,
+        *,
+        start: Tensor | None = None,
+    ) -> LowerResult:
+        """:meth:`solve_lower` with the whole ``LowerResult`` (iterations, certified bound)."""
         self.require_certificate("solve_lower")
-        return self._reference_solve(self._as_tensor(theta), tol, max_iters)
+        return self._reference_result(self._as_tensor(theta), tol, max_iters, start=start)
 
     def _reference_solve(
-        self, theta: Tensor, tol: float | None, max_iters: int, *, below_floor: bool = False
+        self,
+        theta: Tensor,
+        tol: float | None,
+        max_iters: int,
+        *,
+        below_floor: bool = False,
+        start: Tensor | None = None,
     ) -> Tensor:
-        """Uncounted lower solve from x0 until the stopping test ‖∇h‖/μ ≤ tol (no certificate check).
+        return self._reference_result(theta, tol, max_iters, below_floor=below_floor, start=start).x
+
+    def _reference_result(
+        self,
+        theta: Tensor,
+        tol: float | None,
+        max_iters: int,
+        *,
+        below_floor: bool = False,
+        start: Tensor | None = None,
+    ) -> LowerResult:
+        """Uncounted lower solve from ``start`` (default x0) until the stopping test ‖∇h‖/μ ≤ tol (no
+        certificate check).
 
         A tol below the dtype's accuracy floor (``LowerResult.eps_floor``) is clipped by the lower solver;
         the reference API then raises, since the result would not have the accuracy asked for, unless
         ``below_floor`` (baselines that accept the floor-accurate point, e.g. the TV baseline in float32)."""
         if tol is None:
             tol = self.reference_tol(theta)
+        x_start = self.x0 if start is None else self._as_tensor(start)
         with self.uncounted():
-            res = self.ll_solve(theta, self.x0, tol, max_iters)
+            res = self.ll_solve(theta, x_start, tol, max_iters)
         floor_hit = res.dist_bound > tol and not below_floor
         if not res.converged or floor_hit:
             if res.converged:
@@ -88,22 +126,27 @@ class ReferenceAPI:
                 f"{res.dist_bound:.3g} > tol {tol:.3g} (default tol here, resolvable in {self.dtype}: "
                 f"{self.reference_tol(theta):.3g})"
             )
-        return res.x
+        return res
 
-    def upper_objective(self, theta: Tensor, tol: float | None = None) -> float:
-        """F(θ) with the lower level solved to certified accuracy tol (default :meth:`reference_tol`)."""
+    def upper_objective(
+        self, theta: Tensor, tol: float | None = None, *, start: Tensor | None = None
+    ) -> float:
+        """F(θ) with the lower level solved to certified accuracy tol (default :meth:`reference_tol`), from
+        ``start`` (default x0)."""
         self.require_certificate("upper_objective")
         theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS, start=start)
         with torch.no_grad(), self.uncounted():
             return float(self.ul_g(theta, x) + self.ul_reg(theta))
 
-    def hypergradient(self, theta: Tensor, tol: float | None = None) -> Tensor:
-        """∇F(θ) with x̂ to accuracy tol (default :meth:`reference_tol`) and the adjoint H q = ∇_x g solved
-        by CG to ‖H q − ∇_x g‖ ≤ reference_rtol(θ)·‖∇_x g‖."""
+    def hypergradient(
+        self, theta: Tensor, tol: float | None = None, *, start: Tensor | None = None
+    ) -> Tensor:
+        """∇F(θ) with x̂ to accuracy tol (default :meth:`reference_tol`, lower solve from ``start``, default
+        x0) and the adjoint H q = ∇_x g solved by CG to ‖H q − ∇_x g‖ ≤ reference_rtol(θ)·‖∇_x g‖."""
         self.require_certificate("hypergradient")
         theta = self._as_tensor(theta)
-        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS)
+        x = self._reference_solve(theta, tol, REFERENCE_MAX_ITERS, start=start)
         with self.uncounted():
             rhs_norm = float(torch.linalg.vector_norm(self.adjoint_rhs(theta, x)))
             cg_tol = self.reference_rtol(theta) * max(rhs_norm, torch.finfo(self.dtype).tiny)

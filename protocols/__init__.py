@@ -1,4 +1,4 @@
-"""Protocols: a problem-parameter set paired with per-solver settings and a TV-baseline rule (issue 7).
+"""Protocols: a problem-parameter set paired with per-solver settings and a TV-baseline rule.
 
 Layering: ``problems`` ← ``solvers`` ← ``protocols`` ← ``bench``. A problem carries only maths: it is built
 from a named parameter set (``problems/parameter_sets.py``) and records that name in ``params["preset"]``.
@@ -8,8 +8,9 @@ fails with a one-line error naming the conflicting fields (``check_solver``) —
 
 Protocols (``names()``; ``adpbench list`` prints them):
 
-* ``authors`` — the authors' 2D protocol as their code runs it (SPEC §2.5), its inconsistencies included and
-  labelled (``Protocol.label``): MAID with their 2D settings, every lower solve and CG capped at 200.
+* ``authors`` — the authors' 2D protocol as their code runs it (docs/maths.md §6), its inconsistencies
+  included and labelled (``Protocol.label``): MAID with their 2D settings, every lower solve and CG capped
+  at 200.
 * ``authors-fix-<deviation>`` — ``authors`` with one deviation removed (``DEVIATIONS``); several joined by
   ``+`` also work. ``ablation_rows()`` gives one row per deviation; ``ablation_path()`` removes them one
   after another towards ``certified``.
@@ -43,12 +44,12 @@ __all__ = [
 #: solver the protocol's table does not name still runs under them
 THROUGH_PROBLEM = ("ll_max_iters", "cg_max_iters")
 
-#: the authors' 2D MAID settings (SPEC §3.1)
+#: the authors' 2D MAID settings (docs/maths.md §6)
 _MAID_AUTHORS_2D = {"eps0": 1.0, "rho": 0.1, "rho_bar": 1.5, "max_backtracks": 3, "tol": 1e-6}
 
 
 def _field_solvers(eps: float, ll_max_iters: int, cg_max_iters: int) -> dict[str, dict[str, Any]]:
-    """The field's solvers (issue 10) under a protocol: MAID's / IFT's caps; the inexact ones start at the
+    """The field's solvers under a protocol: MAID's / IFT's caps; the inexact ones start at the
     authors' ε₀ = 1, the fixed-accuracy ones use IFT's ε; F2SA's penalty stops at λ = 1e3 so its inner
     accuracy ε₀(λ₀/λ)² bottoms out at 1e-4 instead of 1e-10."""
     caps = {"ll_max_iters": ll_max_iters}

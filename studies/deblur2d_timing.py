@@ -1,4 +1,4 @@
-"""Speed of the 2D problems (issue 3), in one process, on the machine it runs on.
+"""Speed of the 2D problems, in one process, on the machine it runs on.
 
     python -m studies.deblur2d_timing [--size 400,300] [--reps 30] [--skip-maid]
         [--out results/deblur2d_timing.md]
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-from pathlib import Path
 
 import torch
 
@@ -22,6 +21,7 @@ import bench
 import problems
 from problems.lower import prox_gradient_solve
 from studies.microbench import median_seconds
+from studies.publish import publish
 
 
 def lower_iteration_cost(size: tuple[int, int], reps: int, boundary: str) -> dict[str, float]:
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{int(last.ll_iters)} lower-level iterations, {int(last.cg_iters)} CG steps, "
             f"PSNR {last.psnr:.2f} dB, SSIM {last.ssim:.4f}.",
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

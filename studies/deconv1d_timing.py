@@ -16,12 +16,12 @@ import platform
 import statistics
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
 import bench
 import problems
+from studies.publish import publish
 
 TARGET = 0.0102
 SOLVERS = ("maid", "ift", "lista")
@@ -173,10 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {s} | {r['status']} | {r['iters']} | {r['total_time']:.2f} | {r['ll_iters']} | "
                 f"{r['final_value']:.5f} | {r['rel_error']:.4f} |"
             )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

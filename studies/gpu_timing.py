@@ -1,4 +1,4 @@
-"""CPU against GPU on deblur2d at the paper's size and at 1024×1024 (issue 11), one short script.
+"""CPU against GPU on deblur2d at the paper's size and at 1024×1024, one short script.
 
     python -m studies.gpu_timing [--sizes 400x300,1024x1024] [--dtypes float64,float32] [--decrease 5e-4]
         [--max-upper 20] [--cpu-max-time 600] [--out results/gpu_timing.md]
@@ -19,12 +19,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 import problems
 from bench.harness import make_solver_for
+from studies.publish import publish
 from studies.speed_vs_past import MAID, PROBLEM
 
 
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 print(row, flush=True)
                 lines.append(row)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

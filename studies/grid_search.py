@@ -1,4 +1,4 @@
-"""Documented grid searches for the 2D weights (issue 3): α of the smoothed-TV lower level and β of the
+"""Documented grid searches for the 2D weights: α of the smoothed-TV lower level and β of the
 H¹ kernel penalty, on one tuning image (astronaut by default); the other images are held out.
 
     python -m studies.grid_search alpha [--alphas 1e-3,2e-3,...] [--size 128]

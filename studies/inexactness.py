@@ -1,5 +1,5 @@
 """When does inexactness pay? MAID, maid_accel and HOAG against fixed-accuracy IFT as the lower level
-gets cheaper or dearer (issue 10), plus the ten-solver tables and the series-bias table, one thread.
+gets cheaper or dearer, plus the ten-solver tables and the series-bias table, one thread.
 
     python -m studies.inexactness study   [--out results/inexactness] [--scale 1.0]
     python -m studies.inexactness tables  # every solver: deconv1d (20 s each), deblur2d certified 128² (30 s)

@@ -1,6 +1,6 @@
 """Benchmark kernels shared by the asv suite (``studies/asv``) and the pytest-benchmark tests.
 
-A *case* names a problem instance: ``"deconv1d"`` (SPEC §2.1 defaults) or ``"deblur2d-<S>"`` (an S×S
+A *case* names a problem instance: ``"deconv1d"`` (the paper's §4.1 defaults) or ``"deblur2d-<S>"`` (an S×S
 ``deblur2d``, only when that problem is registered). :func:`prepare` builds the instance once per
 (case, device) and process, with MAID's state after ``init`` (x̃ at ε₀) and the adjoint q at δ₀ — the
 point at which every kernel below is evaluated. Construction is never timed: asv calls :func:`prepare`

@@ -1,4 +1,4 @@
-"""Speed of a complete 2D MAID run against this project's own past (issue 11), in one run on one machine.
+"""Speed of a complete 2D MAID run against this project's own past, in one run on one machine.
 
     python -m studies.speed_vs_past [--past a6e38a3] [--size 400,300] [--reps 3] [--decrease 5e-4]
         [--max-upper 60] [--out results/speed_vs_past.md]
@@ -35,6 +35,7 @@ import torch
 import problems
 from problems.lower import prox_gradient_solve
 from studies.microbench import median_seconds
+from studies.publish import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,10 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             c = pcg_counts(tuple(size), preset, eps, cap, 1e-6)
             cells = " | ".join(f"{n} steps, {t:.1f} s, {d:.1e}" for n, t, d in c.values())
             lines.append(f"| {preset} (ε = {eps:g}, ≤ {cap} iterations) | {cells} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 def run_table(runs: dict[str, list[dict]], args: argparse.Namespace, size: list[int], now: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""The 2D study of issue 7: both image problems × bundled images × solvers under ``authors``,
-``certified`` and the ablation rows (``protocols.ablation_rows``), with the SPEC §2.5 controls → PSNR/SSIM.
+"""The 2D study: both image problems × bundled images × solvers under ``authors``,
+``certified`` and the ablation rows (``protocols.ablation_rows``), with the controls of docs/maths.md §6
+→ PSNR/SSIM.
 
     OMP_NUM_THREADS=1 python -m studies.study2d [--size 128|400x300] [--max-ll-iters 1500] [--max-time 25]
         [--out results/study2d] [--ablation-solvers maid] [--big 400x300]
@@ -7,7 +8,7 @@
 For every (problem, image, protocol): blurry, the protocol's smoothed-TV baseline (``tv_reference``) and
 ADP-β by each solver, run by name (the protocol's settings) under a work budget of lower-level iterations
 (deterministic, so a shared machine changes times, not results) and a solver-time safeguard. Under
-``authors`` two controls the paper lacks (SPEC §2.5): the TV baseline given as many lower iterations as the
+``authors`` two controls the paper lacks (docs/maths.md §6): the TV baseline as many lower iterations as the
 MAID run used (same step rule, one solve from y), and the TV solved to convergence at α_eff = e⁻⁶ (step
 1/L of that problem, ‖∇h‖ ≤ ``--control-tol`` or ``--control-iters``). Then the authors' and the certified
 TV baselines at the paper's size (``--big``). Every finished row is appended to ``rows.csv`` at once and
@@ -151,7 +152,8 @@ def run_grid(args: argparse.Namespace, out: Path) -> None:
 
 
 def _controls(args, rows_path: Path, done: set, p, key: tuple, n_ll: int) -> None:
-    """SPEC §2.5's controls under ``authors``: TV with the ADP run's lower iterations, TV at α_eff solved."""
+    """The controls the paper lacks (docs/maths.md §6) under ``authors``: TV with the ADP run's lower
+    iterations, TV at α_eff solved."""
     import problems
 
     method = f"TV, {n_ll} iterations (as ADP maid)"
@@ -275,7 +277,7 @@ def write_summary(out: Path, command: str) -> str:
     rows.loc[same_work, "method"] = SAME_WORK
     runner = next((d / "run.sh" for d in (out, out.parent) if (d / "run.sh").exists()), None)
     made_by = f"`bash {runner}` (phases in order; rows.csv resumes)" if runner else f"`{command}`"
-    lines = [f"# 2D study (issue 7), made by {made_by}", ""]
+    lines = [f"# 2D study, made by {made_by}", ""]
     lines += [
         "PSNR (dB) / SSIM of x clamped to [0, 1]; seed 0, noise 5/255, replicate boundary, float64, one",
         "torch thread per study process, two processes on a 2-core machine (solver seconds: indicative;",

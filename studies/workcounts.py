@@ -9,7 +9,7 @@ committed baseline ``studies/workcounts_baseline.json``.
     python -m studies.workcounts --update   # rewrite the baseline after an intended change (commit it)
 
 Counts are computed with one torch thread (:func:`single_thread`): faster for these small problems on a
-shared CPU, and no thread-count dependent reduction order. Counters are the problems' own (SPEC §4).
+shared CPU, and no thread-count dependent reduction order. Counters are the problems' own (docs/maths.md §8).
 
 Tolerances (stored per count in the baseline): float values 1e-6 relative. Integer counts 1 % relative
 (so exact below 100). Measured: scaling θ₀ by (1 + 1e-15), a few ulps, moved IFT's CG count on deconv1d
@@ -49,7 +49,7 @@ UPDATE_COMMAND = "python -m studies.workcounts --update"
 INT_REL_TOL = 0.01
 FLOAT_REL_TOL = 1e-6
 
-# deconv1d: the SPEC §5 target ½‖Ax − y‖² ≤ 0.0102 (MAID reaches it at upper iteration 50)
+# deconv1d: the authors' published target ½‖Ax − y‖² ≤ 0.0102 (MAID reaches it at upper iteration 50)
 DECONV1D_TARGET = 0.0102
 DECONV1D_TARGET_CAP = 150  # upper iterations MAID may take to reach it before the count reads -1
 DECONV1D_BUDGET = {"maid": 20, "ift": 10, "lista": 20}  # upper iterations for the final values

@@ -17,7 +17,8 @@ import pytest
 
 from bench import backends, cli, report, results, sweep
 
-TIMING_COLUMNS = ["wall_time", "backend", "concurrent_jobs"]  # how a run executed, not what it computed
+#: how a run executed (its two clocks, where and how many at once), not what it computed
+TIMING_COLUMNS = ["wall_time", "eval_time", "backend", "concurrent_jobs"]
 
 
 def _grid(threads: int | None = 1, **budget) -> list[sweep.Job]:

@@ -1,4 +1,4 @@
-"""Issue 8, point 7: every bad input gets a one-line error (exit code 2, no traceback), before any run."""
+"""Every bad input gets a one-line error (exit code 2, no traceback), before any run."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""The 2D protocols (issue 7) on small instances: what the PSNR orderings are, and MAID's certified
+"""The 2D protocols on small instances: what the PSNR orderings are, and MAID's certified
 decrease on the image problems.
 
 Measured here (32×32 astronaut, seed 0): with α = 100·e⁻⁶ descended consistently (``authors-fix-grad-weight``,
 the old ``paper`` preset) the TV over-smooths (TV < blurry). Under ``authors`` blurry < TV(100 iterations) <
-ADP-β by MAID holds, but the TV given as many lower iterations as the MAID run used matches ADP-β (the SPEC
-§2.5 control): the gain is early stopping. Under ``certified`` blurry < TV by ~5 dB and ADP-β ends within
-0.02 dB of TV.
+ADP-β by MAID holds, but the TV given as many lower iterations as the MAID run used matches ADP-β (the
+control of docs/maths.md §6): the gain is early stopping. Under ``certified`` blurry < TV by ~5 dB and ADP-β
+ends within 0.02 dB of TV.
 """
 
 from __future__ import annotations

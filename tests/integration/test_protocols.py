@@ -1,6 +1,7 @@
-"""Protocols (issue 7): name and object paths agree or fail clearly on every protocol; the authors' TV
-baseline reproduces SPEC §2.5; the authors' pieces (TV boundary double count, unsquared H¹) are what their
-code computes; sound configurations keep exact hypergradients, mismatched ones say so."""
+"""Protocols: name and object paths agree or fail clearly on every protocol; the authors' TV
+baseline reproduces the authors' reference figures (docs/maths.md §6); the authors' pieces (TV boundary
+double count, unsquared H¹) are what their code computes; sound configurations keep exact
+hypergradients, mismatched ones say so."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def test_protocol_registry_and_labels() -> None:
     [("astronaut", 21.54, 24.21), ("coffee", 24.64, 27.26), ("chelsea", 27.15, 29.64)],
 )
 def test_authors_tv_baseline_reproduces_spec(image: str, blurry: float, tv: float) -> None:
-    """SPEC §2.5's table, 128×128 (float32, as the reference figures were taken): within 0.15 dB."""
+    """The authors' 2D reference table (docs/protocols.md), 128×128 (float32, as the reference figures were
+    taken): within 0.15 dB."""
     p = problems.make_problem("deblur2d", image=image, size=(128, 128), preset="authors", dtype="float32")
     assert abs(p.blurry_metrics()["psnr"] - blurry) < 0.01
     assert abs(p.metrics(p.theta0, p.tv_reference())["psnr"] - tv) < 0.15
@@ -171,7 +173,9 @@ def test_authors_lower_solve_rules() -> None:
     p = Deblur2D(size=(24, 24), preset="authors")
     l1 = p.power_lipschitz(p.theta0, p.x0)
     assert l1 == p.power_lipschitz(p.theta0, p.x0)  # seeded: deterministic
-    assert l1 > 10 * p.ll_lipschitz(p.theta0)  # the objective's Hessian: a step far below 1/L (SPEC §2.5)
+    assert l1 > 10 * p.ll_lipschitz(
+        p.theta0
+    )  # the objective's Hessian: a step far below 1/L (docs/maths.md §6)
     res = p.ll_solve(p.theta0, p.x0, 0.5, 500)
     assert res.converged and res.dist_bound < 0.5 and res.iters == p.counters.ll_iters  # power HVPs uncounted
     # ‖∇h‖ ≥ mean_c ‖∇_c h‖, so the full-norm rule never stops earlier on the same iterates

@@ -1,4 +1,4 @@
-"""Issue 8: safe loading (no pickle), damaged files, resume, reports that never mix configurations,
+"""Safe loading (no pickle), damaged files, resume, reports that never mix configurations,
 threads, and figures (fixed colours, markers, no empty legend entries)."""
 
 from __future__ import annotations

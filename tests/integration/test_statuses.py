@@ -1,4 +1,4 @@
-"""Fair and honest statuses (issue 7, point 5): MAID ends ``converged`` only when its stopping rule (ε < tol)
+"""Fair and honest statuses: MAID ends ``converged`` only when its stopping rule (ε < tol)
 fires after certified progress with the lower accuracy it asked for delivered; otherwise ``stalled``, a
 status the harness records and lists."""
 

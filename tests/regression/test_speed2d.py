@@ -1,4 +1,4 @@
-"""Issue 11: float32 end to end with an accuracy floor, host reads per solve, no repeated work in MAID,
+"""float32 end to end with an accuracy floor, host reads per solve, no repeated work in MAID,
 CG preconditioners that leave the hypergradient unchanged, the tangent warm start (all CPU, fast)."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_float32_request_below_floor_is_clipped_not_stalled():
 
 
 def test_float64_fista_is_not_stopped_while_converging():
-    """Issue 7 point 4: FISTA's bound is not monotone; the old stall window stopped this solve at 1.67e-8."""
+    """FISTA's bound is not monotone; the old stall window stopped this solve at 1.67e-8."""
     p = _deblur(8, preset="authors")
     res = prox_gradient_solve(p, p.theta0, p.x0, 1e-10, 200_000, None, "fista")
     assert res.converged and res.dist_bound <= 1e-10 and res.iters > 1000
@@ -136,7 +136,7 @@ def test_lower_solve_syncs_on_cuda_only_at_checks():
 
 # ---------------------------------------------------------------------------------------------- MAID work
 def test_maid_computes_ul_grad_once_per_point():
-    """Issue 11: ∇ₓg was computed twice per retry (the bound and the adjoint's right-hand side) and again
+    """∇ₓg was computed twice per retry (the bound and the adjoint's right-hand side) and again
     at the start of the next update; now once per (θ, x) pair of tensors."""
     p = _deblur(16)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # the tensors themselves: ids stay unique

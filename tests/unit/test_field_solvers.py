@@ -1,4 +1,4 @@
-"""The field's solvers (issue 10): series/truncation bias against the exact hypergradient, the F2SA
+"""The field's solvers: series/truncation bias against the exact hypergradient, the F2SA
 gradient oracle against finite differences, exact work counts, HOAG's schedule and step control,
 maid_accel's nonmonotone guarantee, bad configs, and `adpbench run -s all`.
 

@@ -1,4 +1,4 @@
-"""Own images (issue 7): ``image=`` takes a bundled name or a file path (PNG, JPEG with EXIF rotation,
+"""Own images: ``image=`` takes a bundled name or a file path (PNG, JPEG with EXIF rotation,
 TIFF)."""
 
 from __future__ import annotations

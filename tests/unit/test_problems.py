@@ -1,5 +1,5 @@
 """Problems: hypergradients against finite differences and closed forms, the lower-level certificate,
-CG, the uncounted reference API, and parameter validation (SPEC §1, §2.1, §2.4, §4)."""
+CG, the uncounted reference API, and parameter validation (docs/maths.md §1, §5, §8)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ FD_CASES = [
 
 FD_STEP = 1e-4
 FD_LL_TOL = 1e-12
-FD_RTOL = 1e-6  # 6 significant digits (SPEC §1)
+FD_RTOL = 1e-6  # 6 significant digits (docs/maths.md §1)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -255,7 +255,7 @@ def test_out_of_range_problem_parameters(name, params, match):
 
 
 def test_lower_solve_stops_when_the_dtype_cannot_resolve_the_accuracy():
-    """float32 cannot resolve ‖∇h‖ ≤ 1e-20: the request is clipped to the dtype's floor (issue 11), the
+    """float32 cannot resolve ‖∇h‖ ≤ 1e-20: the request is clipped to the dtype's floor, the
     solve stops there (not at max_iters) and reports the floor and the bound it achieved."""
     p = problems.make_problem("tikhonov_adp", dtype="float32")
     res = p.ll_solve(p.theta0, p.x0, 1e-20, 1_000_000)

@@ -1,4 +1,5 @@
-"""2D problems: hypergradients vs finite differences (SPEC §1), closed forms vs autograd, data, API."""
+"""2D problems: hypergradients vs finite differences (docs/maths.md §1), closed forms vs autograd,
+data, API."""
 
 from __future__ import annotations
 

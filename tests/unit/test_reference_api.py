@@ -1,5 +1,5 @@
 """The evaluation API (``upper_objective``, ``hypergradient``, ``evaluate``) at its default tolerances
-(issue 7, point 4): right, fast, and a clear error at once where no distance can be certified.
+right, fast, and a clear error at once where no distance can be certified.
 
 The 2D instances pass ζ = 1e-3 and α = 2e-3 explicitly (the ``certified`` protocol's values), so these
 tests hold whichever protocol is the default.

@@ -1,4 +1,5 @@
-"""Solvers: the closed-form optimum, MAID's certified decrease, LISTA's bias, config validation (SPEC §3)."""
+"""Solvers: the closed-form optimum, MAID's certified decrease, LISTA's bias, config validation
+(docs/maths.md §7)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ QUADRATIC_RUNS = {
     "maid": (lambda p: {"tol": 1e-14, "ll_max_iters": 2000}, 2000),
     "ift": (lambda p: {"eps": 1e-11, "step0": _quadratic_optimal_step(p)}, 1500),
     "lista": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1500),
-    # the field's solvers (issue 10); the series / truncated / penalty methods have θ* as their fixed point
+    # the field's solvers; the series / truncated / penalty methods have θ* as their fixed point
     # here (dim θ = dim x, J invertible), so they are held to the same tolerance
     "hoag": (lambda p: {"eps_min": 1e-12, "step0": _quadratic_optimal_step(p)}, 1200),
     "maid_accel": (lambda p: {"tol": 1e-14, "ll_max_iters": 2000}, 1500),
@@ -39,7 +40,7 @@ QUADRATIC_RUNS = {
     "amigo": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1200),
     "f2sa": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1200),
 }
-#: issue 10's tighter targets (relative error of θ); every other solver: 1e-5
+#: the tighter targets (relative error of θ); every other solver: 1e-5
 QUADRATIC_TOL = {"hoag": 1e-6, "maid_accel": 1e-6, "amigo": 1e-6}
 
 
@@ -130,7 +131,8 @@ def test_lista_gradient_is_exact_in_the_limit():
 
 
 def test_lista_1d_bias_at_k50():
-    """SPEC §3.3 quotes ≈4 % at K = 50 in 1D; measured here: ≈1.8 % (step 1/L) from x̂(θ₀)."""
+    """The paper's LISTA discussion quotes ≈4 % at K = 50 in 1D; measured here: ≈1.8 % (step 1/L) from
+    x̂(θ₀)."""
     p = problems.make_problem("deconv1d")
     theta = p.theta0
     exact = p.hypergradient(theta, 1e-12)

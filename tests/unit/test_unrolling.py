@@ -1,4 +1,4 @@
-"""LISTA's unrolled iteration (issue 7, points 5–6): the same accelerated lower iteration that MAID and IFT
+"""LISTA's unrolled iteration: the same accelerated lower iteration that MAID and IFT
 run, the 1D hand-written backward equal to autograd, and the backward pass counted."""
 
 from __future__ import annotations
