@@ -192,7 +192,7 @@ def _engines() -> dict[str, backends.Execution]:
 
 #: how and where a run executed, not what it computed (studies/trace_compare leaves the same out; the
 #: checkout may be committed to while the engines run)
-EXECUTION_COLUMNS = ["wall_time", "backend", "concurrent_jobs", "git_commit"]
+EXECUTION_COLUMNS = ["wall_time", "eval_time", "backend", "concurrent_jobs", "git_commit"]
 
 
 def test_plugins_give_the_same_traces_on_every_engine(tmp_path, solver_file, installed):
