@@ -1,16 +1,17 @@
-"""`adpbench` command line: run | report | list."""
+"""`adpbench` command line: run | report | list | check-solver."""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import backends, listing, report, suites, sweep
+from bench import backends, listing, plugins, report, results, suites, sweep
 from problems import values
 
 DEFAULT_PROBLEMS = ["deconv1d"]
@@ -79,8 +80,19 @@ def _seeds(values: list[str]) -> list[int]:
     return out
 
 
+def _activate(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> None:
+    """Load the installed entry points, the TOML file's ``plugins`` and the ``--plugin`` values (before any
+    name is resolved), then check --reference-solver against what is now registered."""
+    plugins.activate([*(cfg or {}).get("plugins", []), *(args.plugin or [])])
+    ref = getattr(args, "reference_solver", None)
+    if ref is not None and ref not in solver_registry.solver_names():
+        valid = ", ".join(solver_registry.solver_names())
+        raise ValueError(f"--reference-solver: must be a registered solver ({valid}), got {ref!r}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = sweep.load_config(args.config) if args.config else {}
+    _activate(args, cfg)
     budget = dict(cfg.get("budget", {}))
     for key in sweep.BUDGET_KEYS:
         if getattr(args, key) is not None:
@@ -199,32 +211,70 @@ def _execution(args: argparse.Namespace, cfg: dict[str, Any]) -> backends.Execut
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    _activate(args)
     if not Path(args.dir).is_dir():
         raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
-    print(
-        report.write_report(
+    try:
+        text = report.write_report(
             args.dir, target=args.target, figures=not args.no_figures, reference_solver=args.reference_solver
         )
-    )
+    except ValueError as exc:
+        hint = _missing_plugins(args.dir)
+        raise ValueError(f"{exc}; {hint}" if hint else str(exc)) from None
+    print(text)
     return 0
 
 
+def _missing_plugins(folder: str) -> str:
+    """What the runs' provenance says provides the problems and solvers not registered here ("" if none)."""
+    try:
+        traces = results.load_traces(folder, warn=lambda _: None)
+    except (OSError, ValueError):
+        return ""
+    known = {"problem": set(problem_registry.problem_names()), "solver": set(solver_registry.solver_names())}
+    wanted = {f"{k}:{n}" for k in known for n in set(traces[k].astype(str)) - known[k]}
+    column = traces.get("plugins")
+    recorded = set() if column is None else set(column.dropna().astype(str))
+    found = set()
+    for text in recorded:
+        for entry in json.loads(text):
+            if wanted & set(entry.get("registers", [])):
+                found.add(entry["name"])
+    return (
+        f"the runs used plug-in(s) {', '.join(sorted(found))}: pass --plugin (or install them)"
+        if found
+        else ""
+    )
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    _activate(args)
     print(listing.render(args.kind, args.name))
     return 0
 
 
-def _reference_solver(text: str) -> str:
-    valid = solver_registry.solver_names()
-    if text not in valid:
-        raise argparse.ArgumentTypeError(f"must be a registered solver ({', '.join(valid)}), got {text!r}")
-    return text
+def cmd_check_solver(args: argparse.Namespace) -> int:
+    from bench import contract  # runs solvers: only this command needs it
+
+    _activate(args)
+    solver_registry.solver_class(args.name)  # one line naming the valid solvers
+    checks = contract.check_solver(args.name)
+    print(contract.render(args.name, checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def _plugin_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="PATH.py|MODULE",
+        help="load a solver or problem plug-in (a .py file or a module; repeatable; docs/extending.md)",
+    )
 
 
 def _reference_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-solver",
-        type=_reference_solver,
         default="maid",
         help="the solver the report's time ratios and their bootstrap intervals divide by (default maid)",
     )
@@ -322,19 +372,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=_COUNT,
         help="submitit: runs at once (default --jobs)",
     )
+    _plugin_flag(p)
     p.set_defaults(func=cmd_run)
     r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
     r.add_argument("dir")
     r.add_argument("--target", type=_VALUE)
     r.add_argument("--no-figures", action="store_true")
     _reference_flag(r)
+    _plugin_flag(r)
     r.set_defaults(func=cmd_report)
     lst = sub.add_parser(
         "list", help="problems, solvers, protocols and suites, one line each; `list KIND NAME` for details"
     )
     lst.add_argument("kind", nargs="?", help=f"one of {', '.join(listing.KINDS)}")
     lst.add_argument("name", nargs="?", help="one entry, shown in full")
+    _plugin_flag(lst)
     lst.set_defaults(func=cmd_list)
+    c = sub.add_parser(
+        "check-solver",
+        help="check a solver against the harness's contract (counts, budgets, determinism, θ*, statuses)",
+    )
+    c.add_argument("name", help="a registered solver (a plug-in's too, with --plugin)")
+    _plugin_flag(c)
+    c.set_defaults(func=cmd_check_solver)
     return parser
 
 

@@ -17,6 +17,7 @@ from those values (``bench/verdicts.py``), beside the solver's own ``upper_value
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -52,13 +53,21 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def solver_config_for(name: str, protocol: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The plain config of solver ``name`` under ``protocol`` (a problem's ``params["preset"]``; anything
+    but a string: no protocol), ``config`` on top (``protocols.resolve``: a one-line ValueError when the
+    protocol cannot say how to run this solver). A sweep resolves each job's config so, once, up front."""
+    if not isinstance(protocol, str):
+        return dict(config)
+    cls = solver_registry.solver_class(name)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    return protocols.resolve(protocol, name, fields, dict(config), getattr(cls, "protocol_settings", None))
+
+
 def make_solver_for(name: str, problem: BilevelProblem, **config: Any) -> Any:
     """A solver with the settings of the problem's protocol (``protocols``; the problem records its name in
     ``params["preset"]``), then ``config`` on top. Problems without a protocol get the solver's defaults."""
-    protocol = problem.params.get("preset")
-    defaults = protocols.solver_settings(protocol, name) if isinstance(protocol, str) else {}
-    defaults.update(config)
-    return solver_registry.make_solver(name, **defaults)
+    return solver_registry.make_solver(name, **solver_config_for(name, problem.params.get("preset"), config))
 
 
 class _Clock:
@@ -127,6 +136,7 @@ def run(
     problem_params: dict[str, Any] | None = None,
     solver_config: dict[str, Any] | None = None,
     exact: bool = True,
+    apply_protocol: bool = True,
 ) -> RunResult:
     """Run one solver on one problem until its stopping rule, a budget, divergence or an error.
 
@@ -138,6 +148,8 @@ def run(
     torch's intra-op threads for this run (restored afterwards; None keeps the current setting).
     ``exact``: the harness's exact evaluation (``bench/evaluation.py``; off the clock and uncounted, so
     False changes no count and no solver time, only leaves the exact columns NaN and the verdict unjudged).
+    ``apply_protocol=False``: a solver name's ``solver_config`` is already resolved (a sweep's job, see
+    :func:`solver_config_for`) and is used as it is.
     """
     _check_budgets(max_iters, max_time, max_ll_iters, eval_every, threads)
     if isinstance(problem, str):
@@ -150,7 +162,9 @@ def run(
         problem = problem_registry.make_problem(problem, **params)
     elif device is not None and torch.device(device) != problem.device:
         raise ValueError(f"device={device!r} but the problem lives on {problem.device}")
-    if isinstance(solver, str):
+    if isinstance(solver, str) and not apply_protocol:
+        solver = solver_registry.make_solver(solver, **(solver_config or {}))
+    elif isinstance(solver, str):
         solver = make_solver_for(solver, problem, **(solver_config or {}))
     else:
         protocols.check_solver(solver, problem)  # the object path must not silently differ from the name path

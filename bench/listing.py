@@ -14,6 +14,7 @@ from collections.abc import Callable
 import problems as problem_registry
 import protocols
 import solvers as solver_registry
+from bench import plugins
 from problems import parameter_sets
 
 KINDS = ("problems", "solvers", "protocols", "suites")
@@ -76,11 +77,17 @@ def names_of(kind: str) -> list[str]:
     return [] if suites is None else list(suites.names())
 
 
+def _from_plugin(kind: str, name: str) -> str:
+    """`` [plug-in my_solver.py]`` for a name a plug-in registered ("" for a built-in)."""
+    where = plugins.origin(kind, name)
+    return f" [{where}]" if where else ""
+
+
 def _summaries(kind: str) -> Callable[[str], str]:
     if kind == "problems":
-        return lambda n: summary_of(problem_registry.problem_class(n))
+        return lambda n: summary_of(problem_registry.problem_class(n)) + _from_plugin("problem", n)
     if kind == "solvers":
-        return lambda n: summary_of(solver_registry.solver_class(n))
+        return lambda n: summary_of(solver_registry.solver_class(n)) + _from_plugin("solver", n)
     if kind == "protocols":
         return _protocol_summary
     suites = _suites()

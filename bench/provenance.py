@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from bench import plugins
 from problems.base import BilevelProblem
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,7 @@ def identity(solver: Any, problem: BilevelProblem, seed: int) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python_version": platform.python_version(),
         "git_commit": git_commit(),
+        "plugins": plugins.records(),  # name and version or file hash of each plug-in loaded here
     }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import problems as problem_registry
-from bench import results, verdicts
+from bench import plugins, results, verdicts
 
 SUMMARY_FILE = "summary.md"
 SUMMARY_CSV = "summary.csv"
@@ -459,16 +459,36 @@ def concurrency_note(traces: pd.DataFrame) -> tuple[str, bool]:
     return text, True
 
 
+def _plugin_lines(traces: pd.DataFrame) -> list[str]:
+    """Each plug-in the runs used: ``name (sha256 …)`` for a file, ``name version`` for a package."""
+    seen: dict[str, str] = {}
+    for text in set(traces.get("plugins", pd.Series(dtype=str)).dropna().astype(str)):
+        try:
+            entries = json.loads(text)
+        except ValueError:
+            continue
+        for entry in entries:
+            if "sha256" in entry:
+                line = f"{entry['name']} (sha256 {str(entry['sha256'])[: plugins.SHORT_HASH]})"
+            else:
+                line = f"{entry['name']} {entry.get('version', '?')}"
+            provides = ", ".join(entry.get("registers", []))
+            seen[line] = f"{line}: {provides}" if provides else line
+    return sorted(seen.values())
+
+
 def _provenance(traces: pd.DataFrame) -> str:
     first = traces.iloc[0]
+    used = _plugin_lines(traces)
+    plugin_text = f"; plug-ins: {'; '.join(used)}" if used else ""
     budgets = sorted(set(traces.get("budget", pd.Series(["{}"])).astype(str)))
     threads = sorted(set(traces.get("torch_threads", pd.Series(["?"])).astype(str)))
     return (
         f"Provenance: torch {first.torch_version}, Python {first.python_version}, device "
         f"{', '.join(sorted(set(traces.device)))}, dtype {', '.join(sorted(set(traces.dtype)))}, "
         f"torch threads {', '.join(threads)}, "
-        f"git {', '.join(sorted(set(traces.git_commit.astype(str))))}; budgets {', '.join(budgets)}; "
-        f"configs: "
+        f"git {', '.join(sorted(set(traces.git_commit.astype(str))))}{plugin_text}; "
+        f"budgets {', '.join(budgets)}; configs: "
         + "; ".join(
             f"{s}: {json.loads(c)}" for s, c in traces.groupby("solver").solver_config.first().items()
         )

@@ -9,6 +9,7 @@ TOML layout (every key optional; CLI flags override)::
     threads = 1              # torch intra-op threads per run
     eval_every = 10          # also evaluate every 10th row (default: the log-spaced rows only)
     preset = "certified"     # 2D problems only: certified | authors | authors-fix-<deviation>
+    plugins = ["my_solver.py", "my_pkg.problems"]   # plug-ins (files relative to this TOML, or modules)
     suite = "quick"          # a named suite (bench/suites.py) instead of [[problems]]; image_dir = "..."
                              # puts a folder's images on its image axes
     [budget]
@@ -55,8 +56,8 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import backends, provenance, results
-from bench.harness import run
+from bench import backends, plugins, provenance, results
+from bench.harness import run, solver_config_for
 from problems import values
 
 if sys.version_info >= (3, 11):
@@ -82,6 +83,7 @@ TOP_KEYS = {
     "slurm",
     "suite",
     "image_dir",
+    "plugins",
 }
 #: problem parameters set by their own option, never through --param / params
 RUN_LEVEL_PARAMS = {"dtype": "--dtype (TOML: dtype)", "device": "--device (TOML: device)"}
@@ -99,9 +101,17 @@ class Job:
     dtype: str
     eval_every: int | None = None  # rows evaluated besides the log-spaced schedule (None: none)
     threads: int | None = None  # torch intra-op threads; recorded in the trace, not part of the run id
+    #: the plug-ins each worker loads before resolving names (``bench.plugins``); those that provide this
+    #: job's problem or solver enter the run id, so a changed plug-in runs again under --resume
+    plugins: tuple[plugins.PluginSpec, ...] = ()
     run_id: str = field(init=False)
 
     def __post_init__(self) -> None:
+        used = [
+            f"{s.target}@{s.digest}"
+            for s in self.plugins
+            if f"solver:{self.solver}" in s.registers or f"problem:{self.problem}" in s.registers
+        ]
         self.run_id = provenance.run_id(
             self.problem,
             self.solver,
@@ -112,6 +122,7 @@ class Job:
             self.device,
             self.dtype,
             self.eval_every,
+            *([used] if used else []),  # built-in runs keep the ids they always had
         )
 
 
@@ -177,6 +188,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
                     f"{path}: each [[{section}]] needs a string 'name' and optionally a table '{key}'; "
                     f"got {entry}"
                 )
+    if "plugins" in cfg:
+        entries = cfg["plugins"]
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise ValueError(
+                f"{path}: plugins must be a list of strings (.py paths or module names), got {entries!r}"
+            )
+        cfg["plugins"] = [str((path.parent / e).resolve()) if e.endswith(".py") else e for e in entries]
     slurm = cfg.get("slurm", {})
     if not isinstance(slurm, dict) or set(slurm) - set(backends.SLURM_KEYS):
         raise ValueError(f"{path}: [slurm] takes {', '.join(backends.SLURM_KEYS)}; got {slurm!r}")
@@ -195,10 +213,17 @@ def expand(
     dtype: str,
     eval_every: int | None = None,
     threads: int | None = None,
+    plugin_specs: Iterable[plugins.PluginSpec] | None = None,
 ) -> list[Job]:
     """The job grid. Everything is validated here, before anything runs: names, parameter kinds and
     ranges (each distinct problem instance is built once, after a memory estimate), solver configs,
-    budgets, device, dtype, eval_every and threads."""
+    budgets, device, dtype, eval_every and threads.
+
+    Each job carries plain configurations: a problem's protocol (its ``preset``) is resolved here into the
+    solver's config (``bench.harness.solver_config_for``; a protocol that cannot say how to run a solver
+    fails here), and the plug-ins loaded (``plugin_specs``, default: the installed entry points and every
+    plug-in loaded so far, ``bench.plugins.activate``) travel with every job."""
+    specs = tuple(plugins.activate() if plugin_specs is None else plugin_specs)
     problems, solvers, seeds = list(problems), list(solvers), list(seeds)
     check_budget(budget)
     if eval_every is not None:
@@ -221,17 +246,38 @@ def expand(
             raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: cpu")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    protocols = []
     for name, params in problems:
         # Range checks live in the problem constructors: build each instance once (no solver work),
         # so a bad value fails here and not after other runs have finished.
-        problem_registry.make_problem(name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device})
+        built = problem_registry.make_problem(
+            name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device}
+        )
+        protocols.append(built.params.get("preset"))
+    resolved = {
+        (i, j): solver_config_for(sname, protocol, sconfig)
+        for i, protocol in enumerate(protocols)
+        for j, (sname, sconfig) in enumerate(solvers)
+    }
+    for (_, j), config in resolved.items():
+        solver_registry.make_solver(solvers[j][0], **config)  # the resolved config is valid too
     return [
         Job(
-            pname, dict(pparams), sname, dict(sconfig), seed, dict(budget), device, dtype, eval_every, threads
+            pname,
+            dict(pparams),
+            sname,
+            dict(resolved[i, j]),
+            seed,
+            dict(budget),
+            device,
+            dtype,
+            eval_every,
+            threads,
+            plugins=specs,
         )
-        for pname, pparams in problems
+        for i, (pname, pparams) in enumerate(problems)
         for seed in seeds
-        for sname, sconfig in solvers
+        for j, (sname, sconfig) in enumerate(solvers)
     ]
 
 
@@ -246,6 +292,7 @@ def execute_job(
     """Run one job with its threads pinned and write its files atomically; return a summary of the run
     as a dict. Runs in whichever process the backend chose (the driver, a pool worker, a cluster node),
     and records in the trace how it ran: the backend and the number of runs at once."""
+    plugins.ensure(job.plugins)  # before any name is resolved (a fresh worker has none of them)
     params = dict(job.problem_params)
     params.setdefault("seed", job.seed)
     res = run(
@@ -253,6 +300,7 @@ def execute_job(
         job.problem,
         problem_params=params,
         solver_config=job.solver_config,
+        apply_protocol=False,  # the job's config is the protocol's, resolved by expand()
         seed=job.seed,
         device=job.device,
         dtype=job.dtype,

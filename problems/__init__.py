@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from problems import values
 from problems.base import FIGURES, IMAGE, KERNEL, OPERATOR, SIGNAL, BilevelProblem, Counters
 from problems.deblur2d import Deblur2D, SemiBlind2D
 from problems.deconv1d import Deconv1D
@@ -33,8 +34,14 @@ def register_problem(cls: type[BilevelProblem]) -> type[BilevelProblem]:
             f"problem class {cls.__name__} ({cls.name!r}) must declare its parameters: Params = a frozen "
             f"dataclass subclassing problems.params.ProblemParams with problem = {cls.name!r}"
         )
+    values.check_new_name("problem", cls.name, _REGISTRY, cls)
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def unregister_problem(name: str) -> None:
+    """Remove a problem name (a plug-in being unloaded); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
 
 
 def problem_names() -> list[str]:
@@ -153,4 +160,5 @@ __all__ = [
     "problem_names",
     "problem_parameters",
     "register_problem",
+    "unregister_problem",
 ]

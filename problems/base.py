@@ -22,6 +22,7 @@ from problems.counting import Budget, BudgetExhausted, Counted, Counters
 from problems.linalg import conjugate_gradient
 from problems.lower import (
     FixedSteps,
+    LowerCaps,
     LowerResult,
     ProxGradStep,
     iterate,
@@ -82,6 +83,9 @@ class BilevelProblem(ReferenceAPI, Counted):
     #: the harness's exact evaluation (``bench/evaluation.py``) is cheap next to an upper iteration: it
     #: evaluates F(θ_k) and ‖∇F(θ_k)‖ at every row (otherwise F on a log-spaced schedule, no ‖∇F‖)
     cheap_evaluation: ClassVar[bool] = False
+    #: caps a protocol puts on every solver's counted lower and CG solves (``problems.lower.LowerCaps``;
+    #: a problem built from a named parameter set takes them from it)
+    lower_caps: LowerCaps = LowerCaps()
 
     theta0: Tensor
     x0: Tensor
@@ -222,8 +226,10 @@ class BilevelProblem(ReferenceAPI, Counted):
         *,
         momentum: str | None = None,
     ) -> LowerResult:
-        """Lower-level solve warm-started at x, stopped at certified ‖x − x̂(θ)‖ ≤ eps; ``momentum``
-        overrides the problem's rule (the reference solve's ``reference_momentum``)."""
+        """Lower-level solve warm-started at x, stopped at certified ‖x − x̂(θ)‖ ≤ eps (at most
+        ``max_iters`` steps, and at most the protocol's cap :attr:`lower_caps`); ``momentum`` overrides the
+        problem's rule (the reference solve's ``reference_momentum``)."""
+        max_iters = self._capped("ll_max_iters", max_iters)
         with torch.no_grad():
             rule = self.ll_momentum if momentum is None else momentum
             return prox_gradient_solve(self, theta, x, eps, max_iters, step, rule)
@@ -244,6 +250,11 @@ class BilevelProblem(ReferenceAPI, Counted):
         betas = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
         steps = ProxGradStep(self, theta, lam, on_step=self._hook_backward_count)
         return iterate(steps, x, betas, FixedSteps(), n_steps).x
+
+    def _capped(self, kind: str, max_iters: int) -> int:
+        """A solver's iteration cap limited by the protocol's (:attr:`lower_caps`); the uncounted reference
+        solves keep theirs."""
+        return max_iters if getattr(self, "_evaluating", 0) else self.lower_caps.cap(kind, max_iters)
 
     def _hook_backward_count(self, x_new: Tensor) -> None:
         if x_new.requires_grad:
@@ -268,7 +279,8 @@ class BilevelProblem(ReferenceAPI, Counted):
 
         ``ul_grad``: ∇_x g(x, θ) when the caller already has it (not recomputed). ``precondition``:
         ``"none"`` (plain CG, the paper's) or a kind of :meth:`adjoint_preconditioner` (same residual
-        test, usually fewer steps; each step also applies M⁻¹, uncounted)."""
+        test, usually fewer steps; each step also applies M⁻¹, uncounted). At most the protocol's CG cap."""
+        max_iters = self._capped("cg_max_iters", max_iters)
         with torch.no_grad():
             grad = self.ul_grad_x(theta, x) if ul_grad is None else ul_grad  # counted
             rhs = self._mask(grad, theta, x)
@@ -282,6 +294,7 @@ class BilevelProblem(ReferenceAPI, Counted):
     ) -> tuple[Tensor, float]:
         """CG on H w = J v (J = ∂_θ∇_x h, on the active set) until ‖H w − J v‖ ≤ tol: w = −(dx̂/dθ)v,
         so x̂(θ − t v) ≈ x̂(θ) + t w (a first-order warm start). Returns (w, residual norm)."""
+        max_iters = self._capped("cg_max_iters", max_iters)
         with torch.no_grad():
             rhs = self._mask(self._ll_grad_jvp_theta(theta, x, v), theta, x)
             if w0 is not None:

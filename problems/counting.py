@@ -115,11 +115,13 @@ class Counted:
         is a ``problems.caches.PerThetaCache``, so that evaluation neither pays for nor pre-pays a solver's
         set-up work), are restored on exit, and no budget is armed inside."""
         saved = self.counters.snapshot()
+        self._evaluating = getattr(self, "_evaluating", 0) + 1
         caches = [(c, c.snapshot()) for c in vars(self).values() if isinstance(c, PerThetaCache)]
         saved_budget, self._budget = self._budget, None
         try:
             yield
         finally:
+            self._evaluating -= 1
             self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)

@@ -44,7 +44,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from problems import authors2d
+from problems import authors2d, parameter_sets
 from problems.base import IMAGE, KERNEL, BilevelProblem
 from problems.caches import KernelNormBound, RecentSetups
 from problems.conv2d import Conv2D, conv2d, gaussian_kernel
@@ -87,6 +87,7 @@ class Deblur2D(ImageQuality, BilevelProblem):
         super().__init__(**params)
         s, self.tv_baseline_rule = self.config.deblur_settings()
         self.preset = s.preset
+        self.lower_caps = parameter_sets.lower_caps(s.preset)
         self.alpha, self.beta, self.gamma, self.zeta, self.mu = s.alpha, s.beta, s.gamma, s.zeta, float(s.mu)
         self.boundary, self.upper_operator, self.noise = s.boundary, s.upper_operator, s.noise
         self.ul_scale = s.ul_scale
@@ -248,7 +249,9 @@ class Deblur2D(ImageQuality, BilevelProblem):
     def ll_solve(
         self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
     ) -> LowerResult:
-        """Certified solve (``problems.lower``), or the authors' FISTA when their step / stop rule is on."""
+        """Certified solve (``problems.lower``), or the authors' FISTA when their step / stop rule is on;
+        either at most the protocol's cap (:attr:`lower_caps`)."""
+        max_iters = self._capped("ll_max_iters", max_iters)
         if self.ll_step_rule == "bound" and self.ll_stop == "norm":
             return super().ll_solve(theta, x, eps, max_iters, step)
         with torch.no_grad():

@@ -120,6 +120,22 @@ def _fista_coefficients() -> Iterator[float]:
         t = t_next
 
 
+@dataclass(frozen=True)
+class LowerCaps:
+    """Iteration caps a protocol puts on every solver's lower-level work through the problem: each counted
+    lower solve (``ll_solve``) runs at most ``ll_max_iters`` steps and each CG solve (``adjoint_solve``,
+    ``tangent_solve``) at most ``cg_max_iters``, whatever the solver asks for (None: no cap). The problem's
+    uncounted reference solves are never capped: they measure, they are not part of any protocol."""
+
+    ll_max_iters: int | None = None
+    cg_max_iters: int | None = None
+
+    def cap(self, kind: str, max_iters: int) -> int:
+        """``max_iters`` limited by the cap of ``kind`` ("ll_max_iters" or "cg_max_iters")."""
+        limit = getattr(self, kind)
+        return max_iters if limit is None else min(max_iters, limit)
+
+
 @dataclass
 class ProxGradStep:
     """y ↦ (prox_{λR}(y − λ∇f(y)), ∇f(y)) with one counted ``problem.ll_grad``; ``on_step`` sees each new

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from problems.lower import LowerCaps
+
 #: the authors' lower-level objective weight 100·e⁻⁶ (their ``param`` × TV weight e⁻⁶)
 ALPHA_AUTHORS = 100.0 * math.exp(-6.0)
 #: the factor their FISTA gradient puts on the TV part: ``regularizer(x)`` without ``param`` = 100
@@ -36,6 +38,8 @@ BASELINE_TOL = 1e-4
 #: with the authors' μ = 1 the stop is a gradient norm: the uncapped baseline stops at ‖∇h‖ ≤ 1e-3, IFT's
 #: accuracy under their caps (1e-4 takes ~10× longer with their power-iteration step, for < 0.01 dB at 32×32)
 BASELINE_TOL_UNCERTIFIED = 1e-3
+#: the authors' cap on every lower solve and every CG solve (their ``caps`` deviation)
+AUTHORS_CAP = 200
 #: the authors' TV baseline: 100 of their FISTA iterations from y
 BASELINE_ITERS_AUTHORS = 100
 
@@ -168,6 +172,17 @@ def parameter_set(name: str, problem: str) -> dict:
     for key in removed:
         params = _fix(params, key, problem)
     return params
+
+
+def lower_caps(name: str | None) -> LowerCaps:
+    """The caps a parameter set puts on every solver's lower and CG solves (through the problem): the
+    authors' 200 while their ``caps`` deviation is kept, none otherwise (and without a named set)."""
+    if name is None:
+        return LowerCaps()
+    base, removed = parse_name(name)
+    if base == "authors" and "caps" not in removed:
+        return LowerCaps(ll_max_iters=AUTHORS_CAP, cg_max_iters=AUTHORS_CAP)
+    return LowerCaps()
 
 
 def preset_names() -> tuple[str, ...]:

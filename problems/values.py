@@ -236,3 +236,22 @@ def check_seeds(value: object, where: str = "seeds") -> list[int]:
     if not value_ok:
         raise ValueError(f"{where} must be a non-empty list of integers, e.g. [0, 1, 2], got {value!r}")
     return list(value)  # type: ignore[arg-type]
+
+
+class NameClash(ValueError):
+    """A registry name already taken by another class (``kind``: solver or problem; ``name``; ``holder``:
+    the class holding it)."""
+
+    def __init__(self, kind: str, name: str, holder: type) -> None:
+        self.kind, self.name, self.holder = kind, name, holder
+        super().__init__(
+            f"{kind} name {name!r} is already registered ({holder.__module__}.{holder.__qualname__})"
+        )
+
+
+def check_new_name(kind: str, name: str, registry: dict[str, type], cls: type) -> None:
+    """Raise :class:`NameClash` when ``name`` is registered to a class other than ``cls`` (registering the
+    same class again is harmless)."""
+    holder = registry.get(name)
+    if holder is not None and holder is not cls:
+        raise NameClash(kind, name, holder)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from problems import parameter_sets
-from problems.parameter_sets import DEVIATION_KEYS, DEVIATIONS, MISMATCHED
+from problems.parameter_sets import AUTHORS_CAP, DEVIATION_KEYS, DEVIATIONS, MISMATCHED
 
 __all__ = [
     "DEVIATIONS",
@@ -36,8 +36,13 @@ __all__ = [
     "check_solver",
     "get",
     "names",
+    "resolve",
     "solver_settings",
 ]
+
+#: config fields whose protocol value reaches every solver through the problem (its ``lower_caps``), so a
+#: solver the protocol's table does not name still runs under them
+THROUGH_PROBLEM = ("ll_max_iters", "cg_max_iters")
 
 #: the authors' 2D MAID settings (docs/maths.md §6)
 _MAID_AUTHORS_2D = {"eps0": 1.0, "rho": 0.1, "rho_bar": 1.5, "max_backtracks": 3, "tol": 1e-6}
@@ -61,10 +66,10 @@ def _field_solvers(eps: float, ll_max_iters: int, cg_max_iters: int) -> dict[str
 
 #: the 200-iteration caps of their lower solves and CG; IFT's analogue: ‖∇h‖ ≤ 1e-3 (1000× MAID's ε₀)
 _CAPPED = {
-    "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": 200, "cg_max_iters": 200},
-    "ift": {"eps": 1e-3, "ll_max_iters": 200, "cg_tol": 1e-6, "cg_max_iters": 200},
+    "maid": {**_MAID_AUTHORS_2D, "ll_max_iters": AUTHORS_CAP, "cg_max_iters": AUTHORS_CAP},
+    "ift": {"eps": 1e-3, "ll_max_iters": AUTHORS_CAP, "cg_tol": 1e-6, "cg_max_iters": AUTHORS_CAP},
     "lista": {"n_unroll": 50},
-    **_field_solvers(1e-3, 200, 200),
+    **_field_solvers(1e-3, AUTHORS_CAP, AUTHORS_CAP),
 }
 #: solves to their accuracy, the cap only a safeguard
 _UNCAPPED = {
@@ -128,6 +133,45 @@ def get(name: str) -> Protocol:
 def solver_settings(protocol: str, solver: str) -> dict[str, Any]:
     """The config fields the protocol sets for a solver ({} for a solver it does not mention)."""
     return dict(get(protocol).solvers.get(solver, {}))
+
+
+def decided_fields(protocol: str) -> tuple[str, ...]:
+    """The solver config fields a protocol decides for the solvers it names, less those it applies to every
+    solver through the problem (``THROUGH_PROBLEM``): a solver with one of them needs an entry."""
+    table = get(protocol).solvers
+    return tuple(sorted({k for entry in table.values() for k in entry} - set(THROUGH_PROBLEM)))
+
+
+def resolve(
+    protocol: str,
+    solver: str,
+    fields: Any,
+    config: dict[str, Any],
+    own: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The plain config of ``solver`` under ``protocol``: the protocol's entry for it (its table, else
+    ``own[protocol]``: what the solver class declares for this protocol), then ``config`` on top.
+
+    What the protocol fixes about the lower level (caps, step rule, stopping test) reaches every solver
+    through the problem. A solver the protocol does not name runs with its own defaults only when it has
+    none of the fields the protocol decides for the solvers it names (``decided_fields``) or ``config``
+    sets them all; otherwise a one-line ValueError says what is missing — never a silent difference."""
+    proto = get(protocol)
+    entry = proto.solvers.get(solver)
+    if entry is None and own is not None:
+        entry = own.get(protocol)
+    if entry is None:
+        missing = [f for f in decided_fields(protocol) if f in set(fields) and f not in config]
+        if missing:
+            known = ", ".join(sorted(proto.solvers))
+            raise ValueError(
+                f"protocol {protocol!r} has no settings for solver {solver!r}, whose field(s) "
+                f"{', '.join(missing)} it decides for the solvers it names ({known}); "
+                f"set them (--solver-param {solver}.{missing[0]}=...) or declare them on the solver class "
+                f"(protocol_settings = {{{protocol!r}: {{...}}}})"
+            )
+        entry = {}
+    return {**entry, **config}
 
 
 def ablation_rows() -> list[str]:

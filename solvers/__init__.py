@@ -41,9 +41,22 @@ _REGISTRY: dict[str, type] = {
 
 
 def register_solver(cls: type) -> type:
-    """Add a solver class (a frozen dataclass with ``name``, ``init`` and ``update``) to the registry."""
-    _REGISTRY[cls.name] = cls
+    """Add a solver class (a frozen dataclass with ``name``, ``init`` and ``update``) to the registry
+    (usable as a decorator). A name already taken by another class is a one-line ValueError."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not dataclasses.is_dataclass(cls):
+        raise ValueError(
+            f"solver class {getattr(cls, '__name__', cls)!r} must be a frozen dataclass with a string "
+            f"class attribute name, init(problem) and update(problem, state)"
+        )
+    values.check_new_name("solver", name, _REGISTRY, cls)
+    _REGISTRY[name] = cls
     return cls
+
+
+def unregister_solver(name: str) -> None:
+    """Remove a solver name (a plug-in being unloaded); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
 
 
 def _lookup(name: str) -> type:
@@ -97,4 +110,5 @@ __all__ = [
     "register_solver",
     "solver_class",
     "solver_names",
+    "unregister_solver",
 ]

@@ -65,9 +65,14 @@ def compare(before: Path, after: Path, ignore: tuple[str, ...] = ()) -> list[str
         if len(a) != len(b):
             problems.append(f"run {key[:3]}: {len(a)} rows before, {len(b)} after")
             continue
-        for col in sorted(set(a.columns) & set(b.columns) - skip):
-            if not _equal(a[col], b[col]):
-                problems.append(f"run {key[:3]}: column {col} differs")
+        differ = [c for c in sorted(set(a.columns) & set(b.columns) - skip) if not _equal(a[c], b[c])]
+        problems += [f"run {key[:3]}: column {col} differs" for col in differ]
+        threads = [sorted(set(t.get("torch_threads", pd.Series(dtype=int)).astype(str))) for t in (a, b)]
+        if differ and threads[0] != threads[1]:
+            problems.append(
+                f"run {key[:3]}: torch threads {'/'.join(threads[0])} before, {'/'.join(threads[1])} after — "
+                "reductions depend on the thread count; compare runs made with the same --threads"
+            )
     return problems
 
 

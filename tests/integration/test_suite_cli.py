@@ -129,9 +129,8 @@ def test_bad_suite_options_are_one_line_before_any_run(args, fragment, tmp_path,
 
 
 def test_a_bad_reference_solver_is_one_line(capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        cli.main(["report", "somewhere", "--reference-solver", "nobody"])
-    assert info.value.code == 2
+    # checked once the plug-ins are loaded (a plug-in's solver may be the reference), before the folder
+    assert cli.main(["report", "somewhere", "--reference-solver", "nobody"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--reference-solver: must be a registered solver (maid, ift" in err and "\n" not in err
 
