@@ -113,13 +113,19 @@ class Counted:
     def uncounted(self) -> Iterator[None]:
         """Evaluation is never charged: counters, and every per-θ cache of the instance (each attribute that
         is a ``problems.caches.PerThetaCache``, so that evaluation neither pays for nor pre-pays a solver's
-        set-up work), are restored on exit, and no budget is armed inside."""
+        set-up work), are restored on exit, and no budget is armed inside. Nested, only the outermost
+        restores (so an inner one keeps what the outer block computed, e.g. a solve an adjoint then uses)."""
+        if getattr(self, "_uncounted_depth", 0):
+            yield
+            return
+        self._uncounted_depth = 1
         saved = self.counters.snapshot()
         caches = [(c, c.snapshot()) for c in vars(self).values() if isinstance(c, PerThetaCache)]
         saved_budget, self._budget = self._budget, None
         try:
             yield
         finally:
+            self._uncounted_depth = 0
             self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)
