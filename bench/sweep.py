@@ -58,6 +58,7 @@ import solvers as solver_registry
 from bench import backends, provenance, results
 from bench.harness import run
 from problems import values
+from solvers.base import check_applicable, not_applicable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,10 +196,13 @@ def expand(
     dtype: str,
     eval_every: int = 1,
     threads: int | None = None,
+    skip_inapplicable: bool = False,
 ) -> list[Job]:
     """The job grid. Everything is validated here, before anything runs: names, parameter kinds and
     ranges (each distinct problem instance is built once, after a memory estimate), solver configs,
-    budgets, device, dtype, eval_every and threads."""
+    budgets, device, dtype, eval_every and threads, and that each solver applies to each instance (a
+    lower-level capability it requires, ``solvers.base.not_applicable``): an error, or with
+    ``skip_inapplicable`` (``-s all``) the pair is left out with a message on stderr."""
     problems, solvers, seeds = list(problems), list(solvers), list(seeds)
     check_budget(budget)
     check_eval_every(eval_every)
@@ -220,17 +224,29 @@ def expand(
             raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: cpu")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    for name, params in problems:
+    applicable = set()  # (problem index, solver index)
+    for i, (name, params) in enumerate(problems):
         # Range checks live in the problem constructors: build each instance once (no solver work),
         # so a bad value fails here and not after other runs have finished.
-        problem_registry.make_problem(name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device})
+        built = problem_registry.make_problem(
+            name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device}
+        )
+        for j, (sname, _) in enumerate(solvers):
+            cls = solver_registry.solver_class(sname)
+            why = not_applicable(cls, built)
+            if skip_inapplicable and why is not None:
+                print(f"adpbench: skipping {sname} on {name}: {why}", file=sys.stderr)
+                continue
+            check_applicable(cls, built)
+            applicable.add((i, j))
     return [
         Job(
             pname, dict(pparams), sname, dict(sconfig), seed, dict(budget), device, dtype, eval_every, threads
         )
-        for pname, pparams in problems
+        for i, (pname, pparams) in enumerate(problems)
         for seed in seeds
-        for sname, sconfig in solvers
+        for j, (sname, sconfig) in enumerate(solvers)
+        if (i, j) in applicable
     ]
 
 
