@@ -184,22 +184,23 @@ def test_counts_equal_real_calls(reg: str, adjoint: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- solvers
-@pytest.mark.parametrize("reg", ["tv_aniso", "tv"])
-def test_maid_accepted_steps_decrease_the_true_objective(reg: str) -> None:
-    """Every step MAID accepts on the certified bounds decreases F as the reference API computes it."""
+@pytest.mark.parametrize("reg, ref_tol, updates", [("tv_aniso", REF_TOL, 8), ("tv", 1e-10, 4)])
+def test_maid_accepted_steps_decrease_the_true_objective(reg: str, ref_tol: float, updates: int) -> None:
+    """Every step MAID accepts on the certified bounds decreases F as the reference API computes it (the
+    isotropic reference to 1e-10 only: its primal–dual solves converge far more slowly)."""
     problem = _problem(reg, 0.02, upper="learned")
     maid = make_solver("maid", eps0=1e-2, step0=1e-1, tol=1e-8, ll_max_iters=100_000, cg_max_iters=20_000)
     state = maid.init(problem)
-    value = problem.upper_objective(state.theta, REF_TOL)
+    value = problem.upper_objective(state.theta, ref_tol)
     accepted = 0
-    for _ in range(8):
+    for _ in range(updates):
         new = maid.update(problem, state)
         if new.accepted:
-            new_value = problem.upper_objective(new.theta, REF_TOL)
+            new_value = problem.upper_objective(new.theta, ref_tol)
             assert new_value < value, (new_value, value)
             value, accepted = new_value, accepted + 1
         state = new
-    assert accepted >= 3
+    assert accepted >= updates // 2
 
 
 def test_lista_unrolls_primal_dual_steps_towards_the_hypergradient() -> None:
