@@ -110,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         or ([] if suite else [(n, {}) for n in DEFAULT_PROBLEMS])
     )
     names = _split(args.solver)
+    every = bool(names and "all" in names)  # `-s all` skips the solvers that do not apply to an instance
     if names and "all" in names:  # `-s all`: every registered solver, in registry order
         names = [n for n in names if n != "all"] + [
             n for n in solver_registry.solver_names() if n not in names
@@ -159,7 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = dict(device=device, dtype=dtype, threads=threads, solvers=solvs, seeds=seeds)
         jobs = suite.jobs(**options, budget=budget, eval_every=eval_every)
     else:
-        jobs = sweep.expand(probs, solvs, seeds, budget, device, dtype, eval_every, threads)
+        jobs = sweep.expand(
+            probs, solvs, seeds, budget, device, dtype, eval_every, threads, skip_inapplicable=every
+        )
     at_once = backends.concurrency(execution, len(jobs))
     print(
         f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "

@@ -34,7 +34,7 @@ import solvers as solver_registry
 from bench import evaluation, provenance, verdicts
 from problems import values
 from problems.base import BilevelProblem, BudgetExhausted
-from solvers.base import SolverState
+from solvers.base import SolverState, check_applicable
 
 #: a run's status: "converged" and "stalled" both mean the solver's stopping rule fired, "stalled" without
 #: certified progress (e.g. MAID whose ε fell below its tolerance with no step accepted)
@@ -168,6 +168,7 @@ def run(
         solver = make_solver_for(solver, problem, **(solver_config or {}))
     else:
         protocols.check_solver(solver, problem)  # the object path must not silently differ from the name path
+    check_applicable(type(solver), problem)  # a lower-level capability the solver needs and the problem lacks
     if max_iters is None:
         max_iters = solver.default_max_iters
     saved_threads = torch.get_num_threads()

@@ -94,7 +94,7 @@ def quality_table(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> pd
             size="×".join(map(str, params.get("size", []))),
         )
         rows.append({**ident, "method": "blurry", **prob.blurry_metrics()})
-        rows.append({**ident, "method": "smoothed TV", **prob.metrics(prob.theta0, x_tv)})
+        rows.append({**ident, "method": prob.tv_baseline_label, **prob.metrics(prob.theta0, x_tv)})
         for run_id in group.index:
             run = runs[runs.run_id == run_id].iloc[0]
             arrays = results.load_arrays(out_dir, run_id)
@@ -132,7 +132,7 @@ def figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str
         panels = [
             ("truth", prob.x_true.cpu(), None),
             ("blurry", prob.y.cpu(), prob.blurry_metrics()),
-            ("smoothed TV", x_tv, prob.metrics(prob.theta0, x_tv)),
+            (prob.tv_baseline_label, x_tv, prob.metrics(prob.theta0, x_tv)),
         ]
         kernels = [("b₀ = b_A", prob.theta0.cpu())]
         for run_id, row in group.iterrows():

@@ -16,6 +16,7 @@ import protocols
 import solvers as solver_registry
 from bench import plugins
 from problems import parameter_sets
+from solvers.base import requirement_note
 
 KINDS = ("problems", "solvers", "protocols", "suites")
 _NAME_WIDTH = 26
@@ -53,6 +54,13 @@ def _line(name: str, text: str) -> str:
     )
 
 
+def _solver_summary(name: str) -> str:
+    """The solver's summary, and the lower levels it does not apply to (``solvers.base.requirement_note``)."""
+    cls = solver_registry.solver_class(name)
+    note = requirement_note(cls)
+    return summary_of(cls) + (f" [{note}]" if note else "")
+
+
 def _protocol_summary(name: str) -> str:
     proto = protocols.get(name)
     if proto.sound:
@@ -87,7 +95,7 @@ def _summaries(kind: str) -> Callable[[str], str]:
     if kind == "problems":
         return lambda n: summary_of(problem_registry.problem_class(n)) + _from_plugin("problem", n)
     if kind == "solvers":
-        return lambda n: summary_of(solver_registry.solver_class(n)) + _from_plugin("solver", n)
+        return lambda n: _solver_summary(n) + _from_plugin("solver", n)
     if kind == "protocols":
         return _protocol_summary
     suites = _suites()

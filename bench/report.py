@@ -332,7 +332,7 @@ def write_report(
         parts += [
             "",
             "## Image quality (PSNR dB / SSIM of the final reconstruction; blurry = data y; smoothed TV = "
-            "the preset's baseline with b₀)",
+            "the preset's baseline with b₀, TV = the same with TV itself, regulariser=tv)",
             "",
             markdown_table(quality, QUALITY_COLUMNS),
         ]

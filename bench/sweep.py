@@ -59,6 +59,7 @@ import solvers as solver_registry
 from bench import backends, plugins, provenance, results
 from bench.harness import run, solver_config_for
 from problems import values
+from solvers.base import check_applicable, not_applicable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,10 +215,13 @@ def expand(
     eval_every: int | None = None,
     threads: int | None = None,
     plugin_specs: Iterable[plugins.PluginSpec] | None = None,
+    skip_inapplicable: bool = False,
 ) -> list[Job]:
     """The job grid. Everything is validated here, before anything runs: names, parameter kinds and
     ranges (each distinct problem instance is built once, after a memory estimate), solver configs,
-    budgets, device, dtype, eval_every and threads.
+    budgets, device, dtype, eval_every and threads, and that each solver applies to each instance (a
+    lower-level capability it requires, ``solvers.base.not_applicable``): an error, or with
+    ``skip_inapplicable`` (``-s all``) the pair is left out with a message on stderr.
 
     Each job carries plain configurations: a problem's protocol (its ``preset``) is resolved here into the
     solver's config (``bench.harness.solver_config_for``; a protocol that cannot say how to run a solver
@@ -246,18 +250,25 @@ def expand(
             raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: cpu")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    applicable = set()  # (problem index, solver index)
     protocols = []
-    for name, params in problems:
+    for i, (name, params) in enumerate(problems):
         # Range checks live in the problem constructors: build each instance once (no solver work),
         # so a bad value fails here and not after other runs have finished.
         built = problem_registry.make_problem(
             name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device}
         )
         protocols.append(built.params.get("preset"))
+        for j, (sname, _) in enumerate(solvers):
+            cls = solver_registry.solver_class(sname)
+            why = not_applicable(cls, built)
+            if skip_inapplicable and why is not None:
+                print(f"adpbench: skipping {sname} on {name}: {why}", file=sys.stderr)
+                continue
+            check_applicable(cls, built)
+            applicable.add((i, j))
     resolved = {
-        (i, j): solver_config_for(sname, protocol, sconfig)
-        for i, protocol in enumerate(protocols)
-        for j, (sname, sconfig) in enumerate(solvers)
+        (i, j): solver_config_for(solvers[j][0], protocols[i], solvers[j][1]) for i, j in sorted(applicable)
     }
     for (_, j), config in resolved.items():
         solver_registry.make_solver(solvers[j][0], **config)  # the resolved config is valid too
@@ -278,6 +289,7 @@ def expand(
         for i, (pname, pparams) in enumerate(problems)
         for seed in seeds
         for j, (sname, sconfig) in enumerate(solvers)
+        if (i, j) in applicable
     ]
 
 

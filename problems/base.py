@@ -45,7 +45,20 @@ IMAGE = "image"
 KERNEL = "kernel"
 FIGURES = (SIGNAL, OPERATOR, IMAGE, KERNEL)
 
+#: What a problem's lower level offers beyond the oracles every problem provides (``ll_solve``,
+#: ``adjoint_solve``, ``tangent_solve``, ``ll_unrolled``, ``hypergradient_from``, which a problem implements
+#: however its lower level needs): ``BilevelProblem.ll_capabilities``. A solver that uses more states it in
+#: ``requires`` (``solvers/base.py``) and is refused, before any run, on a problem without it.
+#: the prox-gradient form — h = f + R with ∇f and a cheap prox of R, so prox-gradient steps on h
+#: (``ll_grad``, ``ll_prox``, ``problems.lower``) and the Hessian of h on the active set (``hvp``,
+#: ``adjoint_rhs``, ``active_mask``) are valid building blocks; missing for a lower level like TV itself
+PROX_GRADIENT = "prox_gradient"
+#: what a solver lacking a capability is told (``adpbench list solvers``, the refusal of ``adpbench run``)
+CAPABILITY_NOTES = {PROX_GRADIENT: "not applicable to non-smooth lower level (needs the prox-gradient form)"}
+
 __all__ = [  # re-exported from counting.py and reference.py
+    "CAPABILITY_NOTES",
+    "PROX_GRADIENT",
     "REFERENCE_MAX_ITERS",
     "REFERENCE_RTOL",
     "RESOLUTION_FACTOR",
@@ -77,6 +90,8 @@ class BilevelProblem(ReferenceAPI, Counted):
     #: ``ll_mu`` is a true strong-convexity bound of h(·, θ) (the stopping test may still differ from
     #: ‖∇h‖ ≤ μ·tol, e.g. deblur2d's per-channel mean); the reference API refuses at once when False
     mu_is_bound: bool = True
+    #: lower-level capabilities (``CAPABILITY_NOTES``); an instance may have fewer (deblur2d, regulariser=tv)
+    ll_capabilities: frozenset[str] = frozenset({PROX_GRADIENT})
     #: the problem's parameters (a frozen dataclass, ``problems/params.py``): one declaration drives the
     #: constructor, ``params``, validation, the memory estimate and the listings
     Params: ClassVar[type[ProblemParams]] = ProblemParams

@@ -110,3 +110,19 @@ class KernelNormBound(PerThetaCache):
 
     def clear(self) -> None:
         self.last = None
+
+
+class LastValue(PerThetaCache):
+    """One value, the most recent (a warm start carried between oracle calls; None when empty)."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def snapshot(self) -> Any:
+        return self.value
+
+    def restore(self, state: Any) -> None:
+        self.value = state
+
+    def clear(self) -> None:
+        self.value = None

@@ -113,7 +113,12 @@ class Counted:
     def uncounted(self) -> Iterator[None]:
         """Evaluation is never charged: counters, and every per-θ cache of the instance (each attribute that
         is a ``problems.caches.PerThetaCache``, so that evaluation neither pays for nor pre-pays a solver's
-        set-up work), are restored on exit, and no budget is armed inside."""
+        set-up work), are restored on exit, and no budget is armed inside. Nested, only the outermost
+        restores (so an inner one keeps what the outer block computed, e.g. a solve an adjoint then uses)."""
+        if getattr(self, "_uncounted_depth", 0):
+            yield
+            return
+        self._uncounted_depth = 1
         saved = self.counters.snapshot()
         self._evaluating = getattr(self, "_evaluating", 0) + 1
         caches = [(c, c.snapshot()) for c in vars(self).values() if isinstance(c, PerThetaCache)]
@@ -122,6 +127,7 @@ class Counted:
             yield
         finally:
             self._evaluating -= 1
+            self._uncounted_depth = 0
             self._budget = saved_budget
             for key, value in saved.items():
                 setattr(self.counters, key, value)

@@ -37,6 +37,7 @@ the same operator as the model (as the authors did).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -49,13 +50,16 @@ from problems.base import IMAGE, KERNEL, BilevelProblem
 from problems.caches import KernelNormBound, RecentSetups
 from problems.conv2d import Conv2D, conv2d, gaussian_kernel
 from problems.data2d import blurred_image_data
-from problems.deblur2d_params import Deblur2DParams
+from problems.deblur2d_params import TV_KIND_OF, Deblur2DParams
 from problems.images import RGB_IMAGES, load_rgb_image
 from problems.lower import LowerResult
 from problems.params import param
+from problems.piggyback import hypergradient_error_bound
 from problems.precond2d import adjoint_preconditioner
 from problems.quality2d import ImageQuality
 from problems.regularisers import H1Penalty, SmoothedTV
+from problems.tv import TotalVariation
+from problems.tv_lower import TVLowerLevel
 
 __all__ = ["RGB_IMAGES", "Deblur2D", "SemiBlind2D", "load_rgb_image"]
 
@@ -111,6 +115,15 @@ class Deblur2D(ImageQuality, BilevelProblem):
         self.ll_momentum = "strongly_convex" if self.certified else "fista"
         self.shape = s.size
         self.tv = SmoothedTV(s.gamma, double_count=s.tv_double_count)
+        self.regulariser = s.regulariser
+        #: the non-smooth TV lower level (``regulariser`` tv / tv_aniso; None: smoothed TV): the smooth part f
+        #: is then the data term and ζ only (no TV in ∇f, ∇²f, L), and the TV-dependent oracles are its
+        self.tv_lower: TVLowerLevel | None = None
+        if s.regulariser in TV_KIND_OF:
+            tv = TotalVariation(s.alpha, TV_KIND_OF[s.regulariser])
+            self.tv_lower = TVLowerLevel(self, tv, s.tv_adjoint)
+            self.alpha_descended = self.alpha_adjoint = 0.0
+            self.ll_capabilities = frozenset()  # no prox-gradient form: ∇_x h does not exist
         data = blurred_image_data(
             s.image,
             s.size,
@@ -181,7 +194,8 @@ class Deblur2D(ImageQuality, BilevelProblem):
     def lower_objective(self, theta: Tensor, x: Tensor) -> Tensor:
         """h(x, θ) with the objective's α (for diagnostics and tests)."""
         res = self._setup(theta).op.forward(x) - self.y
-        out = 0.5 * (res * res).sum() + self.alpha * self.tv.value(x)
+        reg = self.alpha * self.tv.value(x) if self.tv_lower is None else self.tv_lower.tv.value(x)
+        out = 0.5 * (res * res).sum() + reg
         return out + 0.5 * self.zeta * (x * x).sum() if self.zeta else out
 
     def ul_g(self, theta: Tensor, x: Tensor) -> Tensor:
@@ -249,13 +263,81 @@ class Deblur2D(ImageQuality, BilevelProblem):
     def ll_solve(
         self, theta: Tensor, x: Tensor, eps: float, max_iters: int, step: float | None = None
     ) -> LowerResult:
-        """Certified solve (``problems.lower``), or the authors' FISTA when their step / stop rule is on;
-        either at most the protocol's cap (:attr:`lower_caps`)."""
+        """Certified solve (``problems.lower``; for TV itself the primal–dual method, ``problems.tv_lower``),
+        or the authors' FISTA when their step / stop rule is on; either at most the protocol's cap
+        (:attr:`lower_caps`)."""
         max_iters = self._capped("ll_max_iters", max_iters)
+        if self.tv_lower is not None:
+            return self.tv_lower.solve(theta, x, eps, max_iters, step)
         if self.ll_step_rule == "bound" and self.ll_stop == "norm":
             return super().ll_solve(theta, x, eps, max_iters, step)
         with torch.no_grad():
             return authors2d.authors_fista(self, theta, x, eps, max_iters, step)
+
+    def adjoint_solve(
+        self,
+        theta: Tensor,
+        x: Tensor,
+        tol: float,
+        max_iters: int,
+        q0: Tensor | None = None,
+        *,
+        ul_grad: Tensor | None = None,
+        precondition: str = "none",
+    ) -> tuple[Tensor, float]:
+        """CG on H q = ∇_x g (``BilevelProblem.adjoint_solve``); for TV itself (PĤP) q = P∇_x g on the flat
+        structure of x, by piggyback or projected CG (``tv_adjoint``; ``problems.tv_lower``)."""
+        if self.tv_lower is not None:
+            return self.tv_lower.adjoint(theta, x, tol, max_iters, q0, ul_grad, precondition)
+        return super().adjoint_solve(theta, x, tol, max_iters, q0, ul_grad=ul_grad, precondition=precondition)
+
+    def tangent_solve(
+        self, theta: Tensor, x: Tensor, v: Tensor, tol: float, max_iters: int, w0: Tensor | None = None
+    ) -> tuple[Tensor, float]:
+        """CG on H w = J v; for TV itself on V_S (``problems.tv_lower``)."""
+        if self.tv_lower is not None:
+            return self.tv_lower.tangent(theta, x, v, tol, max_iters, w0)
+        return super().tangent_solve(theta, x, v, tol, max_iters, w0)
+
+    def ll_unrolled(
+        self, theta: Tensor, x: Tensor, n_steps: int, step: float | None, momentum: str | None = None
+    ) -> Tensor:
+        """The lower solver's own steps with the graph kept; for TV itself primal–dual steps (``momentum``
+        does not apply to them)."""
+        if self.tv_lower is not None:
+            return self.tv_lower.unrolled(theta, x, n_steps, step)
+        return super().ll_unrolled(theta, x, n_steps, step, momentum)
+
+    def hypergradient_error_bound(
+        self, theta: Tensor, x: Tensor, q: Tensor, eps: float, delta: float
+    ) -> float:
+        """ω ≥ ‖z − ∇F(θ)‖ for z = ``hypergradient_from(θ, x, q)`` when ‖x − x̂‖ ≤ eps, the adjoint residual
+        ‖P(Ĥq − ∇_x g)‖ ≤ delta and x has the structure of x̂ (anisotropic TV; ``problems.piggyback``; inf
+        otherwise). Constants, with c_K = (r + 1)k ≥ sup_v ‖K_v‖/‖v‖ (Young's inequality per channel, ‖v_c‖₁ ≤
+        k‖v_c‖, and the padding's norm r + 1, r = k // 2) and β_K ≥ ‖K_b‖:
+        ‖J(x)‖ ≤ c_K(‖K_b x − y‖ + β_K‖x‖), L_J ≤ 2c_Kβ_K, L_g = ``ul_lipschitz_x``, and ∂_b g Lipschitz on
+        the ε-ball with L_gθ ≤ 2s·c_K(‖K_b x − y‖ + β_K(‖x‖ + ε)) for the learned upper operator (0 known)."""
+        if self.tv_lower is None or self.tv_lower.tv.isotropic:
+            return math.inf
+        with torch.no_grad(), self.uncounted():
+            k = self.config.kernel_size
+            c_k = (k // 2 + 1) * k
+            beta_k = math.sqrt(self.kernel_norm_sq_bound(theta))
+            res = float(torch.linalg.vector_norm(self._setup(theta).op.forward(x) - self.y))
+            x_norm = float(torch.linalg.vector_norm(x))
+            lip_g_theta = 0.0
+            if self.upper_operator == "learned":
+                lip_g_theta = 2.0 * self.ul_scale * c_k * (res + beta_k * (x_norm + eps))
+            return hypergradient_error_bound(
+                eps,
+                delta,
+                mu=self.mu,
+                q_norm=float(torch.linalg.vector_norm(q)),
+                jac_norm=c_k * (res + beta_k * x_norm),
+                lip_g=self.ul_lipschitz_x(theta),
+                lip_jac=2.0 * c_k * beta_k,
+                lip_g_theta=lip_g_theta,
+            )
 
     def power_lipschitz(self, theta: Tensor, x: Tensor) -> float:
         """The authors' L (``problems.authors2d.power_lipschitz``)."""

@@ -28,6 +28,13 @@ from problems.regularisers import H1_FORMS
 ADJOINT_HESSIANS = ("descended", "objective")
 STEP_RULES = ("bound", "power")
 STOP_RULES = ("norm", "channel_mean")
+#: the lower-level regulariser: TV_γ (smooth, the paper's), or TV itself (isotropic ℓ²,¹ / anisotropic ℓ¹),
+#: non-smooth, solved by the certified primal–dual method (docs/nonsmooth_tv.md)
+REGULARISERS = ("smoothed_tv", "tv", "tv_aniso")
+#: the TV kind (``problems.tv.TV_KINDS``) of each non-smooth regulariser
+TV_KIND_OF = {"tv": "isotropic", "tv_aniso": "anisotropic"}
+#: adjoint of the non-smooth lower level: piggyback on the primal–dual iteration, or CG on V_S
+TV_ADJOINTS = ("piggyback", "projected_cg")
 UPPER_OPERATORS = ("known", "learned")
 PRESET = "the preset's value"
 #: the parameters a named set decides (None: take the set's value)
@@ -113,11 +120,46 @@ class Deblur2DParams(BlurredImageParams):
         None, "r(b) squared (sound) or the authors' unsquared form", choices=H1_FORMS, none_means=PRESET
     )
     ul_scale: float | None = param(None, "s in g = s‖K x − y‖² (authors: 1/3)", gt=0, none_means=PRESET)
+    regulariser: str = param(
+        "smoothed_tv",
+        "lower-level regulariser: smoothed_tv (α TV_γ) | tv (α TV, isotropic) | tv_aniso (α TV, anisotropic)",
+        choices=REGULARISERS,
+    )
+    tv_adjoint: str = param(
+        "piggyback", "adjoint of the tv / tv_aniso lower level: piggyback | projected_cg", choices=TV_ADJOINTS
+    )
 
     def check(self) -> None:
         super().check()
         if self.preset is not None:
             parameter_sets.parse_name(self.preset)  # one line naming the valid names
+        if self.regulariser in TV_KIND_OF:
+            if self.mu is None or any(getattr(self, k) is None for k in PRESET_FIELDS):
+                self.deblur_settings()  # the filled-in copy runs this check itself
+            else:
+                self._check_nonsmooth(self)
+
+    def _check_nonsmooth(self, s: Deblur2DParams) -> None:
+        """TV itself needs a true μ = ζ > 0 (the duality-gap certificate divides by it), α > 0, and the sound
+        settings (the authors' deviations concern the smooth solver's steps, stop and Hessian)."""
+        where = f"{self.problem}.regulariser={self.regulariser}"
+        if not s.zeta > 0:
+            raise ValueError(f"{where} needs zeta > 0 (μ = ζ certifies the lower solve), got zeta={s.zeta:g}")
+        if not s.alpha > 0:
+            raise ValueError(f"{where} needs alpha > 0 (else use regulariser=smoothed_tv), got {s.alpha:g}")
+        if s.mu > s.zeta:
+            raise ValueError(f"{where} needs mu ≤ zeta (a true strong-convexity bound), got mu={s.mu:g}")
+        deviations = {
+            "ll_grad_tv_scale": (s.ll_grad_tv_scale, 1.0),
+            "adjoint_hessian": (s.adjoint_hessian, "descended"),
+            "ll_step_rule": (s.ll_step_rule, "bound"),
+            "ll_stop": (s.ll_stop, "norm"),
+            "tv_double_count": (s.tv_double_count, False),
+        }
+        bad = [f"{k}={v!r}" for k, (v, ok) in deviations.items() if v != ok]
+        if bad:
+            valid = ", ".join(f"{k}={ok!r}" for k, (_, ok) in deviations.items())
+            raise ValueError(f"{where} takes the certified settings only ({valid}); got {', '.join(bad)}")
 
     def deblur_settings(self) -> tuple[Deblur2DParams, dict[str, Any]]:
         """(every parameter filled in, the smoothed-TV baseline rule) — see the module docstring."""

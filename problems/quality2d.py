@@ -25,6 +25,12 @@ class ImageQuality:
     x0: Tensor
     tv_baseline_rule: dict
 
+    @property
+    def tv_baseline_label(self) -> str:
+        """How tables and figures name ``tv_reference``: "TV" when the lower level is TV itself (a problem
+        with a ``tv_lower``), else "smoothed TV"."""
+        return "TV" if getattr(self, "tv_lower", None) is not None else "smoothed TV"
+
     def metrics(self, theta: Tensor, x: Tensor) -> dict[str, float]:
         """PSNR / SSIM of x clamped to [0, 1] against x† (scikit-image, data_range=1, channel_axis)."""
         from skimage.metrics import peak_signal_noise_ratio, structural_similarity

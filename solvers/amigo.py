@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import PROX_GRADIENT, BilevelProblem
 from solvers.base import check_range
 from solvers.fixed_step import Estimator, FixedStepState
 
@@ -40,6 +40,8 @@ class Amortised(Estimator):
     ll_step: float | None = None  # λ for both inner problems (None: 1/L(θ))
 
     state_type: ClassVar[type[FixedStepState]] = AmIGOState
+    #: its adjoint steps use ``hvp`` and ``active_mask`` as the Hessian of h
+    requires: ClassVar[frozenset[str]] = frozenset({PROX_GRADIENT})
 
     def __post_init__(self) -> None:
         super().__post_init__()

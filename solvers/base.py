@@ -15,7 +15,7 @@ from typing import ClassVar, Protocol
 from torch import Tensor
 
 from problems import values
-from problems.base import BilevelProblem
+from problems.base import CAPABILITY_NOTES, BilevelProblem
 
 
 @dataclass
@@ -39,10 +39,33 @@ class SolverState:
 class Solver(Protocol):
     name: ClassVar[str]
     default_max_iters: ClassVar[int]
+    #: lower-level capabilities the solver uses beyond the oracles every problem provides
+    #: (``problems.base.CAPABILITY_NOTES``); empty: it applies to every problem
+    requires: ClassVar[frozenset[str]]
 
     def init(self, problem: BilevelProblem) -> SolverState: ...
 
     def update(self, problem: BilevelProblem, state: SolverState) -> SolverState: ...
+
+
+def requirement_note(cls: type) -> str:
+    """What ``adpbench list solvers`` adds to a solver's line: the notes of the capabilities it requires."""
+    return "; ".join(CAPABILITY_NOTES[c] for c in sorted(getattr(cls, "requires", frozenset())))
+
+
+def not_applicable(cls: type, problem: BilevelProblem) -> str | None:
+    """Why solver class ``cls`` does not apply to this problem instance (None: it does)."""
+    missing = sorted(getattr(cls, "requires", frozenset()) - problem.ll_capabilities)
+    return "; ".join(CAPABILITY_NOTES[c] for c in missing) or None
+
+
+def check_applicable(cls: type, problem: BilevelProblem) -> None:
+    """A one-line ValueError when the solver needs a lower-level capability the problem lacks."""
+    why = not_applicable(cls, problem)
+    if why is not None:
+        name = getattr(cls, "name", cls.__name__)
+        setting = f" (regulariser={problem.params['regulariser']})" if "regulariser" in problem.params else ""
+        raise ValueError(f"solver {name!r} on {problem.name}{setting}: {why}")
 
 
 #: what the error for a non-string ``cg_precond`` suggests ("none": plain CG; a kind a problem implements)

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import PROX_GRADIENT, BilevelProblem
 from problems.lower import prox_gradient_solve
 from solvers.base import check_range
 from solvers.fixed_step import Estimator, FixedStepState
@@ -80,6 +80,8 @@ class ValuePenalty(Estimator):
     ll_step: float | None = None  # step of the w-solve (None: 1/L(θ))
 
     state_type: ClassVar[type[FixedStepState]] = F2SAState
+    #: its penalised solve takes prox-gradient steps on h + g/λ
+    requires: ClassVar[frozenset[str]] = frozenset({PROX_GRADIENT})
 
     def __post_init__(self) -> None:
         super().__post_init__()

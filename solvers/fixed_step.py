@@ -48,6 +48,8 @@ class Estimator(Piece):
     θ (None at θ₀: start from ``problem.x0``)."""
 
     state_type: ClassVar[type[FixedStepState]] = FixedStepState
+    #: lower-level capabilities the estimator uses (``solvers.base.Solver.requires``)
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def estimate(self, problem: BilevelProblem, theta: Tensor, last: Any) -> dict[str, Any]:
         raise NotImplementedError

@@ -64,6 +64,8 @@ class HOAG:
     name: ClassVar[str] = "hoag"
     summary: ClassVar[str] = "summable tolerance schedule, adaptive step 1/L (Pedregosa 2016)"
     default_max_iters: ClassVar[int] = 7500
+    #: only the oracles every problem provides (its adjoint is the problem's ``adjoint_solve``)
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

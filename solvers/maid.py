@@ -73,6 +73,8 @@ class MAID:
     name: ClassVar[str] = "maid"
     summary: ClassVar[str] = "line search on certified bounds of F, adaptive accuracy (Salehi et al. 2024)"
     default_max_iters: ClassVar[int] = 300
+    #: only the oracles every problem provides (its adjoint is the problem's ``adjoint_solve``)
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         for f in ("eps0", "eta"):

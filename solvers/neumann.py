@@ -17,12 +17,12 @@ q = λ b — the K = 1 term of the series above, with no Hessian-vector product 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import PROX_GRADIENT, BilevelProblem
 from solvers.base import check_range
 from solvers.fixed_step import Estimator, FixedStepState
 
@@ -41,6 +41,9 @@ def neumann_adjoint(problem: BilevelProblem, theta: Tensor, x: Tensor, n_terms: 
 @dataclass(frozen=True)
 class SeriesEstimator(Estimator):
     """Lower solve to ε (warm start), z from the ``terms``-term series adjoint."""
+
+    #: the series needs ``hvp`` and ``adjoint_rhs`` to be the Hessian of h and ∇_x g on its active set
+    requires: ClassVar[frozenset[str]] = frozenset({PROX_GRADIENT})
 
     eps: float = 1e-4  # fixed certified lower-level accuracy (as `ift`)
     ll_max_iters: int = 500

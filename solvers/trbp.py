@@ -11,12 +11,12 @@ unrolled steps start from a solved lower level.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from problems.base import BilevelProblem
+from problems.base import PROX_GRADIENT, BilevelProblem
 from solvers.base import check_range
 from solvers.fixed_step import Estimator, FixedStepState
 
@@ -24,6 +24,9 @@ from solvers.fixed_step import Estimator, FixedStepState
 @dataclass(frozen=True)
 class TruncatedBackprop(Estimator):
     """K = 10 back-propagated steps: our choice (the paper leaves K a hyperparameter)."""
+
+    #: its K steps are plain prox-gradient steps on h (the truncated Neumann series of ∇²h)
+    requires: ClassVar[frozenset[str]] = frozenset({PROX_GRADIENT})
 
     n_unroll: int = 10  # K
     eps: float = 1e-4  # accuracy of the solve before the K differentiated steps (as `ift`)

@@ -86,10 +86,27 @@ def _parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+#: extra problem parameters of every instance (``--param KEY=VALUE``, e.g. regulariser=tv: study_tv.py)
+EXTRA_PARAMS: dict[str, object] = {}
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON when it parses (numbers, lists), else as a string."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--param takes KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def _instance(problem: str, image: str, size: tuple[int, int], protocol: str):
     import problems
 
-    return problems.make_problem(problem, image=image, size=size, preset=protocol)
+    return problems.make_problem(problem, image=image, size=size, preset=protocol, **EXTRA_PARAMS)
 
 
 def run_grid(args: argparse.Namespace, out: Path) -> None:
@@ -278,6 +295,9 @@ def write_summary(out: Path, command: str) -> str:
     runner = next((d / "run.sh" for d in (out, out.parent) if (d / "run.sh").exists()), None)
     made_by = f"`bash {runner}` (phases in order; rows.csv resumes)" if runner else f"`{command}`"
     lines = [f"# 2D study, made by {made_by}", ""]
+    if EXTRA_PARAMS:
+        given = ", ".join(f"{k}={v}" for k, v in EXTRA_PARAMS.items())
+        lines += [f"Every instance with {given} (the `TV` column is that instance's TV baseline).", ""]
     lines += [
         "PSNR (dB) / SSIM of x clamped to [0, 1]; seed 0, noise 5/255, replicate boundary, float64, one",
         "torch thread per study process, two processes on a 2-core machine (solver seconds: indicative;",
@@ -335,7 +355,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--big-protocols", default="authors,certified")
     ap.add_argument("--out", default="results/study2d")
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="problem parameter, all instances"
+    )
     args = ap.parse_args(argv)
+    EXTRA_PARAMS.clear()
+    EXTRA_PARAMS.update(dict(_parse_param(t) for t in args.param))
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,19 @@
 """Compare the traces of two results folders run by run: every column but timing and provenance must be
 bit-identical (a refactor that claims "behaviour unchanged", or two engines that claim the same runs).
 
-    python -m studies.trace_compare BEFORE_DIR AFTER_DIR [--ignore COL ...]
+    python -m studies.trace_compare BEFORE_DIR AFTER_DIR [--ignore COL ...] [--new-param KEY=JSON ...]
 
 Runs are matched by (problem, solver, seed, problem parameters, solver configuration); columns present in
 only one folder are listed (new columns are allowed, missing ones are not) and the columns common to both
 are compared exactly (NaN equals NaN). Exit status 1 when any run or shared column differs.
+``--new-param KEY=JSON``: a problem parameter added since BEFORE, at its default (JSON) value; AFTER's runs
+that record exactly that value are matched as if they did not record it (a new option, default unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,8 +38,17 @@ TIMING_AND_PROVENANCE = (
 KEY = ("problem", "solver", "seed", "problem_params", "solver_config")
 
 
-def _by_key(folder: Path) -> dict[tuple, pd.DataFrame]:
+def _without(params: str, new: dict[str, object]) -> str:
+    """The recorded parameters (JSON) without the new ones that hold their default value."""
+    values = json.loads(params)
+    kept = {k: v for k, v in values.items() if not (k in new and v == new[k])}
+    return json.dumps(kept, sort_keys=True) if len(kept) < len(values) else params
+
+
+def _by_key(folder: Path, new_params: dict[str, object] | None = None) -> dict[tuple, pd.DataFrame]:
     traces = results.load_traces(folder)
+    if new_params:
+        traces["problem_params"] = [_without(p, new_params) for p in traces["problem_params"]]
     return {key: tr.reset_index(drop=True) for key, tr in traces.groupby(list(KEY), sort=True)}
 
 
@@ -49,9 +61,11 @@ def _equal(a: pd.Series, b: pd.Series) -> bool:
     return bool((a.astype(str).to_numpy() == b.astype(str).to_numpy()).all())
 
 
-def compare(before: Path, after: Path, ignore: tuple[str, ...] = ()) -> list[str]:
+def compare(
+    before: Path, after: Path, ignore: tuple[str, ...] = (), new_params: dict[str, object] | None = None
+) -> list[str]:
     """The differences found (empty: identical up to timing and provenance)."""
-    old, new = _by_key(before), _by_key(after)
+    old, new = _by_key(before), _by_key(after, new_params)
     problems = []
     for key in sorted(set(old) ^ set(new), key=str):
         where = "before only" if key in old else "after only"
@@ -81,8 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--ignore", action="append", default=[], help="another column to leave out")
+    parser.add_argument(
+        "--new-param", action="append", default=[], metavar="KEY=JSON", help="a new parameter at its default"
+    )
     args = parser.parse_args(argv)
-    diffs = compare(args.before, args.after, tuple(args.ignore))
+    new_params = {}
+    for item in args.new_param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--new-param takes KEY=JSON, got {item!r}")
+        new_params[key] = json.loads(value)
+    diffs = compare(args.before, args.after, tuple(args.ignore), new_params)
     n = len(_by_key(args.before))
     if diffs:
         print(f"{len(diffs)} difference(s) over {n} run(s):")
