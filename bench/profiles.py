@@ -370,7 +370,8 @@ def _forest(ratios: pd.DataFrame, reference: str, path: Path) -> None:
         ax.errorbar(
             sub.geomean,
             ys,
-            xerr=[sub.geomean - sub.lo, sub.hi - sub.geomean],
+            # one pair: the bootstrap's mean of logs and the point estimate differ in the last bit
+            xerr=[(sub.geomean - sub.lo).clip(lower=0), (sub.hi - sub.geomean).clip(lower=0)],
             fmt="o",
             color=colour,
             ms=4,

@@ -138,3 +138,13 @@ def test_missing_columns_are_one_line_naming_them() -> None:
     with pytest.raises(ValueError, match="lacks column\\(s\\) work") as info:
         profiles.prepare(table(ROWS).drop(columns=["work"]))
     assert "\n" not in str(info.value)
+
+
+def test_forest_accepts_an_interval_a_rounding_error_inside_its_point(tmp_path) -> None:
+    # one pair: the bootstrap's bounds and the geometric mean differ in the last bit (seen on deconv1d)
+    ratios = pd.DataFrame(
+        dict(series=["A"], reference=["B"], target=["all"], geomean=[13.709599504597385],
+             lo=[13.709599504597383], hi=[13.709599504597383], pairs=[1])
+    )  # fmt: skip
+    profiles._forest(ratios, "B", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 1000
