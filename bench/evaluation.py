@@ -101,10 +101,12 @@ class Evaluator:
                     grad_norm = float(torch.linalg.vector_norm(grad))
         except (RuntimeError, ValueError, ArithmeticError):
             self.failures += 1
+            if self.f0 is None:
+                self.f0 = math.nan  # F(θ₀) unknown: no relative gap in this run
             row["eval_time"] = self._now() - start
             return row
         self.x_hat = res.x
-        if self.f0 is None:
+        if self.f0 is None:  # the first evaluation is row 0's: F(θ₀)
             self.f0 = value
         row.update(
             exact_upper_value=value,
@@ -129,7 +131,7 @@ class Evaluator:
 
 def gaps(value: float, f0: float, f_star: float | None) -> dict[str, float]:
     """suboptimality F − F* and rel_gap (F − F*)/(F₀ − F*) (NaN without F*, or when F₀ ≤ F*: a start
-    that is already optimal leaves nothing to close)."""
+    that is already optimal leaves nothing to close, or F₀ unknown)."""
     if f_star is None or not math.isfinite(value):
         return {"suboptimality": math.nan, "rel_gap": math.nan}
     sub = value - f_star

@@ -251,7 +251,10 @@ def suboptimality(traces: pd.DataFrame, path: Path) -> bool:
             ylo, yhi = math.inf, 0.0
             for y, alpha, ls, own in (("_exact", 1.0, "-", False), ("_own", OWN_ALPHA, "--", True)):
                 for series, (grid, values) in _on_grid(tr, x, y=y).items():
-                    median = np.where(np.isnan(values).any(axis=0), np.nan, np.nanmedian(values, axis=0))
+                    # the median only where every seed still runs (a grid point past every run's end is NaN)
+                    median = np.full(values.shape[1], np.nan)
+                    every = ~np.isnan(values).any(axis=0)
+                    median[every] = np.median(values[:, every], axis=0)
                     median = np.where(median > 0, median, np.nan)  # log scale: at or below the reference
                     colour = solver_colour(series.split(" [")[0])
                     text = f"{series} (own estimate)" if own else series

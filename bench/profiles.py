@@ -1,14 +1,14 @@
 """Comparison across instances: performance profiles, data profiles, runtime ECDFs and bootstrap intervals.
 
 Everything here reads the *targets table* the harness derives from its own exact values
-(``bench.verdicts.targets_table``): one row per (run, target) with ``instance``, ``seed``, ``solver``,
-``config``, ``target``, ``target_kind``, ``reached`` and the cost to the target — ``time`` (solver
-seconds), ``ll_iters`` (lower-level iterations), ``work`` (lower-level iterations + Hessian-vector
-products) — which is ``inf`` when the target was not reached (never, or the run failed, diverged or hit
-its budget first). A *unit* is one (instance, seed); a *series* one solver in one configuration.
-Definitions (``docs/suites.md``), for a target τ and the set S of series shown, t_{s,p} the cost of
-series s on unit p (``inf`` when not solved; a unit without a run of s counts as not solved, never as
-missing):
+(``bench.verdicts.targets_table``, whose relative gaps are the traces' ``rel_gap`` where the harness knew F*,
+and gaps to the folder's best exact value otherwise): one row per (run, target) with ``instance``, ``seed``,
+``solver``, ``config``, ``target``, ``target_kind``, ``reached`` and the cost to the target — ``time`` (solver
+seconds), ``ll_iters`` (lower-level iterations), ``work`` (lower-level iterations + Hessian-vector products) —
+which is ``inf`` when the target was not reached (never, or the run failed, diverged or hit its budget first).
+A *unit* is one (instance, seed); a *series* one solver in one configuration. Definitions
+(``docs/suites.md``), for a target τ and the set S of series shown, t_{s,p} the cost of series s on unit p
+(``inf`` when not solved; a unit without a run of s counts as not solved, never as missing):
 
 * performance profile (Dolan & Moré 2002): ρ_s(a) = |{p : t_{s,p} ≤ a · min_{s'∈S} t_{s',p}}| / |P|, a ≥ 1;
   ρ_s(1) is the share of units where s is fastest (ties count for each), ρ_s(∞) the share it solves.

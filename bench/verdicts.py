@@ -127,21 +127,26 @@ def with_gaps(traces: pd.DataFrame) -> pd.DataFrame:
         traces["instance"] = [
             instance_of(p, j) for p, j in zip(traces.problem, traces.problem_params, strict=True)
         ]
-    exact = "exact_upper_value" in traces and traces["exact_upper_value"].notna().any()
-    value_col = "exact_upper_value" if exact else "upper_value"
     if "rel_gap" not in traces:
         traces["rel_gap"] = math.nan
+    if "exact_upper_value" not in traces:
+        traces["exact_upper_value"] = math.nan
     traces["gap"] = pd.to_numeric(traces["rel_gap"], errors="coerce")
     traces["gap_source"] = np.where(traces["gap"].notna(), "reference optimum", "none")
     known = traces.groupby("run_id")["gap"].transform(lambda s: s.notna().any())
     for _, group in traces[~known].groupby("instance", sort=False):
+        exact = group["exact_upper_value"].notna().any()
+        value_col = "exact_upper_value" if exact else "upper_value"
         values = pd.to_numeric(group[value_col], errors="coerce")
-        if values.dropna().empty:
+        # the best value of the runs that ended well: a failed run's values prove nothing
+        ended = group.groupby("run_id").status.transform("last")
+        values = values[~ended.isin(FAILED)].dropna()
+        if values.empty:
             continue
         best = float(values.min())
         for _, run in group.groupby("run_id", sort=False):
             run_values = pd.to_numeric(run[value_col], errors="coerce")
-            f0 = run_values.dropna().iloc[0]
+            f0 = run_values.dropna().iloc[0] if run_values.notna().any() else math.nan
             span = f0 - best
             gap = (run_values - best) / span if span > 0 else run_values * math.nan
             traces.loc[run.index, "gap"] = gap

@@ -109,3 +109,17 @@ def test_default_tolerance_matches_closed_forms(name: str) -> None:
     assert float((p.hypergradient(theta) - exact).norm() / exact.norm()) <= 1e-8
     if hasattr(p, "closed_form_objective"):
         assert p.upper_objective(theta) == pytest.approx(p.closed_form_objective(theta), rel=1e-10)
+
+
+def test_a_warm_start_changes_the_work_not_the_certified_accuracy() -> None:
+    p = problems.make_problem("deconv1d")
+    near = p.solve_lower_result(p.theta0)
+    theta = p.theta0 + 1e-4 * _direction(p.theta0)
+    cold = p.solve_lower_result(theta)
+    warm = p.solve_lower_result(theta, start=near.x)
+    tol = p.reference_tol(theta)
+    assert cold.dist_bound <= tol and warm.dist_bound <= tol
+    assert warm.iters < cold.iters
+    assert float(torch.linalg.vector_norm(warm.x - cold.x)) <= 2 * tol  # both within tol of x̂(θ)
+    assert p.upper_objective(theta, start=near.x) == pytest.approx(p.upper_objective(theta), rel=1e-9)
+    assert torch.equal(p.solve_lower(theta, start=near.x), warm.x)

@@ -53,7 +53,9 @@ QUADRATIC_SEEDS = (0, 1, 2)
 def test_every_solver_reaches_quadratic_optimum(name, seed):
     p = problems.make_problem("quadratic", seed=seed)
     config, budget = QUADRATIC_RUNS.get(name, (lambda p: {}, 3000))
-    result = bench.run(solvers.make_solver(name, **config(p)), p, max_iters=budget)
+    # judged against θ* directly: the harness's exact evaluation (tested on the quadratic at its own seeds in
+    # tests/integration/test_exact_verdicts.py) would only add its cost at each of up to 3000 rows
+    result = bench.run(solvers.make_solver(name, **config(p)), p, max_iters=budget, exact=False)
     assert result.status in ("converged", "budget"), result.message
     err = _rel(result.theta, p.theta_star)
     assert err <= QUADRATIC_TOL.get(name, 1e-5), (name, err, len(result.trace) - 1)

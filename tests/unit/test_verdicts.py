@@ -179,3 +179,12 @@ def test_committed_optimum_of_the_default_deconv1d_instance():
     )
     assert problems.make_problem("quadratic").reference_optimum() == 0.5
     assert problems.make_problem("quadratic", m1=5).reference_optimum() == 0.0  # m1 = n: r* = 0
+
+
+def test_a_failed_run_does_not_set_the_folder_best():
+    good = _trace([NAN] * 3, "budget", run_id="good", values=[1.0, 0.5, 0.2])
+    bad = _trace([NAN] * 3, "diverged", run_id="bad", values=[1.0, 0.01, 1e9])
+    gaps = verdicts.with_gaps(pd.concat([good, bad], ignore_index=True))
+    assert gaps[gaps.run_id == "good"].gap.iloc[-1] == 0.0  # its own 0.2 is the best that counts
+    table = verdicts.targets_table(pd.concat([good, bad], ignore_index=True))
+    assert not table[table.run_id == "bad"].reached.any()
