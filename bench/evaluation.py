@@ -60,14 +60,15 @@ class Evaluator:
     """Exact evaluation along one run: remembers F(θ₀) and the last x̂ (the next solve's warm start).
 
     A problem whose μ is not a strong-convexity bound (``mu_is_bound`` False) cannot certify x̂; its rows
-    hold NaN (``enabled`` is False). A θ at which the reference solve fails (non-finite, a diverging run)
+    hold NaN (``enabled`` is False), as do those of a problem that says its evaluation is unaffordable
+    (``evaluation_unavailable``). A θ at which the reference solve fails (non-finite, a diverging run)
     gets NaN and ``failures`` counts it; the run goes on. ``enabled=False`` switches evaluation off."""
 
     def __init__(self, problem: BilevelProblem, eval_every: int | None = None, enabled: bool = True):
         self.problem = problem
         self.eval_every = eval_every
         self.cheap = bool(problem.cheap_evaluation)
-        self.enabled = enabled and bool(problem.mu_is_bound)
+        self.enabled = enabled and bool(problem.mu_is_bound) and problem.evaluation_unavailable is None
         self.f_star = problem.reference_optimum() if self.enabled else None
         self.f0: float | None = None
         self.x_hat: Tensor | None = None

@@ -319,7 +319,11 @@ def _loop(
             trace[name] = math.nan
     for key, value in ident.items():
         trace[key] = value
-    trace["verdict"] = verdict = verdicts.harness_verdict(trace, status)
+    trace["verdict"] = verdict = (
+        verdicts.harness_verdict(trace, status)
+        if problem.evaluation_unavailable is None or status in verdicts.FAILED
+        else verdicts.NOT_EVALUATED
+    )
     ident = {**ident, "verdict": verdict}
     return RunResult(
         theta=state.theta.detach(),

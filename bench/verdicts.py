@@ -36,6 +36,8 @@ SELF_STOPPED = ("converged", "stalled")
 FAILED = ("error", "diverged")
 #: what a run's verdict is when the instance has no F*
 NO_OPTIMUM = "no reference optimum"
+#: the verdict of a run the harness did not evaluate (the problem's ``evaluation_unavailable``)
+NOT_EVALUATED = "not evaluated"
 #: how a report marks a verdict judged without F*: against the folder's best exact value, or (traces
 #: written before exact evaluation) against the solver's own values
 GAP_NOTES = {"best in folder": "vs folder best", "solver's own value": "solver's own values"}

@@ -90,6 +90,9 @@ class BilevelProblem(ReferenceAPI, Counted):
     #: ``ll_mu`` is a true strong-convexity bound of h(·, θ) (the stopping test may still differ from
     #: ‖∇h‖ ≤ μ·tol, e.g. deblur2d's per-channel mean); the reference API refuses at once when False
     mu_is_bound: bool = True
+    #: why the harness cannot evaluate this instance exactly at an affordable cost (None: it can); its
+    #: exact columns then stay NaN and its verdict says so, never a value the solver reported
+    evaluation_unavailable: str | None = None
     #: lower-level capabilities (``CAPABILITY_NOTES``); an instance may have fewer (deblur2d, regulariser=tv)
     ll_capabilities: frozenset[str] = frozenset({PROX_GRADIENT})
     #: the problem's parameters (a frozen dataclass, ``problems/params.py``): one declaration drives the

@@ -144,3 +144,13 @@ def test_the_report_contradicts_a_lying_solver(lying_run):
     assert row.final_exact_upper_value > 0.5 and math.isnan(row.time_to_target)
     side = (folder / "runs" / "quadratic__liar__seed3__planted.json").read_text()
     assert '"verdict": "stopped_early"' in side
+
+
+def test_a_problem_that_cannot_be_evaluated_affordably_is_marked_not_evaluated_never_given_own_values():
+    p = problems.make_problem("deblur2d", size=(8, 8), regulariser="tv_aniso", alpha=0.01, zeta=0.1)
+    assert p.evaluation_unavailable  # the reason the report and the docs quote
+    res = bench.run("maid", p, max_iters=2)
+    assert res.trace.exact_upper_value.isna().all() and res.trace.rel_gap.isna().all()
+    assert res.trace.upper_value.notna().all()  # the solver's own values stay beside them
+    assert res.info["verdict"] == verdicts.NOT_EVALUATED
+    assert problems.make_problem("deblur2d", size=(8, 8)).evaluation_unavailable is None
