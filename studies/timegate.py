@@ -290,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"timegate: {k:<14} test {1e3 * t:9.2f} ms, baseline {1e3 * b:9.2f} ms (medians)")
     print("\n".join(lines))
     print(f"timegate: {'passed' if ok else 'FAILED'} in {time.perf_counter() - start:.0f} s")
+    slower = sum("SLOWER" in line for line in lines)
+    print(f"timegate: {len(lines) - slower} passed, {slower} failed")  # a closing line CI logs can read
     return 0 if ok else 1
 
 

@@ -50,14 +50,12 @@ def test_report_html_is_written_and_self_contained(swept):
     assert f"[{report.HTML_FILE}]({report.HTML_FILE})" in (swept / "summary.md").read_text()
 
 
-def test_no_html_flag(swept, capsys):
-    (swept / report.HTML_FILE).rename(swept / "kept.html")
-    try:
-        assert cli.main(["report", str(swept), "--no-figures", "--no-html"]) == 0
-        assert not (swept / report.HTML_FILE).exists()
-    finally:
-        (swept / "kept.html").rename(swept / report.HTML_FILE)
-    capsys.readouterr()
+def test_no_html_flag(swept, tmp_path, capsys):
+    copy = shutil.copytree(swept, tmp_path / "copy")
+    (copy / report.HTML_FILE).unlink()
+    assert cli.main(["report", str(copy), "--no-figures", "--no-html"]) == 0
+    assert (copy / "summary.md").is_file() and not (copy / report.HTML_FILE).exists()
+    assert report.HTML_FILE not in capsys.readouterr().out
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH (apt-get install chromium)")
