@@ -183,6 +183,7 @@ def _step_figure(title: str, panels: dict[str, pd.DataFrame], xlabel: str, ylabe
                 x=xs.tolist(),
                 y=ys.tolist(),
                 name=f"{series} ({solved}/{len(values)})",
+                mode="lines",
                 line=dict(shape="hv", color=solver_colour(series.split(" [")[0])),
                 visible=not visible or visible[0] == label,
             )

@@ -2,9 +2,9 @@
 
 Sections: notes (mixed configurations, damaged runs), the summary table (sorts on a header click), the
 convergence curves per case with menus for the axes (``bench/html_figures.py``), the profiles and ECDFs
-across instances where the runs have targets (``bench/profiles.py``), the reconstruction and kernel figures
-the report wrote as PNG (embedded), and the provenance with the recorded command lines. Plotly's JavaScript
-is embedded once, in the page head; nothing is fetched from the network.
+across instances where the runs have targets (``bench/profiles.py``), the reconstruction, kernel and other
+figures the report wrote as PNG (embedded), and the provenance with the recorded command lines. Plotly's
+JavaScript is embedded once, in the page head; nothing is fetched from the network.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; padding: 0 1em; max-width: 1320px; }
 table.sortable { border-collapse: collapse; font-size: 13px; }
 table.sortable th, table.sortable td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+table.sortable td { white-space: nowrap; }
 table.sortable th { background: #eef; cursor: pointer; position: sticky; top: 0; }
 table.sortable th:hover { background: #dde; }
 table.sortable td.text { text-align: left; }
@@ -83,12 +84,14 @@ def _cell(value: object) -> str:
         key = "Infinity" if math.isnan(number) else repr(number)  # missing values sort last
         return f'<td data-v="{key}">{html.escape(_fmt(number))}</td>'
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-    return f'<td class="text" data-v="{html.escape(text)}">{html.escape(text)}</td>'
+    key = html.escape(text.replace("**", ""))  # the summary marks contradicted verdicts in **bold**
+    return f'<td class="text" data-v="{key}">{_inline(text)}</td>'
 
 
 def with_verdicts(table: pd.DataFrame, traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The summary with ``verdict``: the harness's verdicts of its runs (distinct, joined), when recorded."""
-    if "verdict" not in traces:
+    """The summary with ``verdict``: the harness's verdicts of its runs (distinct, joined), when the traces
+    record them and the summary does not have them yet."""
+    if "verdict" in table or "verdict" not in traces:
         return table
     last = traces.dropna(subset=["verdict"]).groupby("run_id").verdict.last()
     verdicts = runs.assign(verdict=runs.run_id.map(last)).groupby(GROUP_KEYS, sort=False).verdict
@@ -153,7 +156,10 @@ def render(page: Page, out_dir: Path) -> str:
         body += [f"<h3>{html.escape(heading)}</h3>", _figure(fig)]
     images = [n for n in page.figures if n not in DRAWN and n.endswith(".png") and (out_dir / n).is_file()]
     if images:
-        body += ["<h2>Reconstructions and kernels</h2>", *(_image(out_dir / n) for n in images)]
+        body += [
+            "<h2>Reconstructions, kernels and other figures</h2>",
+            *(_image(out_dir / n) for n in images),
+        ]
     body += ["<h2>Provenance</h2>", *_provenance(page)]
     body.append(f"<p>Rewrite this page: <code>adpbench report {html.escape(str(out_dir))}</code></p>")
     return "\n".join(
