@@ -436,19 +436,25 @@ def aggregates(
     traces: pd.DataFrame, out_dir: Path, reference_solver: str, figures: bool
 ) -> tuple[str, list[str]] | None:
     """Profiles, ECDFs and bootstrap intervals across instances (``bench/profiles.py``) from the targets
-    table of the harness's exact values."""
+    table of the harness's exact values; None where this build has no targets table (``bench.verdicts``)."""
+    table = targets_table(traces)
+    if table is None:
+        return None
     from bench import profiles
 
-    table = targets_table(traces)
     return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
 
 
-def targets_table(traces: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, target) from the harness's exact values (``bench.verdicts``), with each run's
-    series configuration (``bench/profiles.py``)."""
+def targets_table(traces: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per (run, target) from the harness's exact values, with each run's series configuration
+    (``bench/profiles.py``); None where this build has no targets table (``bench.verdicts``)."""
+    try:
+        from bench import verdicts as judged
+    except ImportError:
+        return None
     from bench import profiles
 
-    table = verdicts.targets_table(traces)
+    table = judged.targets_table(traces)
     # a series is a solver configuration: not the report's label, which also names problem parameters
     table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna("")
     return table
