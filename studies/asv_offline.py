@@ -66,15 +66,15 @@ def fetch(cache: Path) -> dict[str, Path]:
     """``npm pack`` each package once into ``cache``; package@version → its unpacked folder."""
     cache.mkdir(parents=True, exist_ok=True)
     out = {}
-    for spec in sorted({pkg for pkg, _ in VENDORED.values()}):
-        folder = cache / spec
+    for package in sorted({pkg for pkg, _ in VENDORED.values()}):
+        folder = cache / package
         if not folder.is_dir():
             packed = subprocess.run(
-                ["npm", "pack", spec, "--silent"], cwd=cache, capture_output=True, text=True, check=True
+                ["npm", "pack", package, "--silent"], cwd=cache, capture_output=True, text=True, check=True
             ).stdout.split()[-1]
             with tarfile.open(cache / packed) as archive:
                 archive.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-        out[spec] = folder / "package"
+        out[package] = folder / "package"
     return out
 
 
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set()
 
     def place(url: str) -> str:
-        spec, inner = VENDORED[url]
-        name = f"{spec.split('@')[0]}-{Path(inner).name}"
-        shutil.copy(packages[spec] / inner, vendor / name)
+        package, inner = VENDORED[url]
+        name = f"{package.split('@')[0]}-{Path(inner).name}"
+        shutil.copy(packages[package] / inner, vendor / name)
         return f"vendor/{name}"
 
     for page in pages:
