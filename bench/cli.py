@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs = sweep.expand(
             probs, solvs, seeds, budget, device, dtype, eval_every, threads, skip_inapplicable=every
         )
+    command = getattr(args, "command_line", "")  # recorded in every trace (provenance)
+    jobs = [dataclasses.replace(job, command=command) for job in jobs] if command else jobs
     at_once = backends.concurrency(execution, len(jobs))
     print(
         f"adpbench: {len(jobs)} run(s) → {out}/runs (budget {budget}; backend {execution.backend}, "
@@ -171,8 +175,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep.run_jobs(jobs, out, resume=args.resume, progress=not args.no_progress, execution=execution)
     if not args.no_report:
         print()
-        print(report.write_report(out, target=args.target, reference_solver=args.reference_solver))
-        print(f"report: {out / report.SUMMARY_FILE}")
+        text = report.write_report(
+            out, target=args.target, reference_solver=args.reference_solver, html=not args.no_html
+        )
+        print(text)
+        print(
+            f"report: {out / report.SUMMARY_FILE}" + ("" if args.no_html else f", {out / report.HTML_FILE}")
+        )
     return 0
 
 
@@ -219,7 +228,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"results folder {args.dir} does not exist (expected a folder holding runs/)")
     try:
         text = report.write_report(
-            args.dir, target=args.target, figures=not args.no_figures, reference_solver=args.reference_solver
+            args.dir,
+            target=args.target,
+            figures=not args.no_figures,
+            reference_solver=args.reference_solver,
+            html=not args.no_html,
         )
     except ValueError as exc:
         hint = _missing_plugins(args.dir)
@@ -280,6 +293,14 @@ def _reference_flag(parser: argparse.ArgumentParser) -> None:
         "--reference-solver",
         default="maid",
         help="the solver the report's time ratios and their bootstrap intervals divide by (default maid)",
+    )
+
+
+def _html_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-html",
+        action="store_true",
+        help=f"no {report.HTML_FILE} (the interactive page beside summary.md; docs/reports.md)",
     )
 
 
@@ -346,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _reference_flag(p)
     p.add_argument("--no-report", action="store_true")
+    _html_flag(p)
     p.add_argument("--no-progress", action="store_true")
     x = p.add_argument_group("execution (see README: running sweeps on many cores and on a cluster)")
     x.add_argument(
@@ -377,10 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _plugin_flag(p)
     p.set_defaults(func=cmd_run)
-    r = sub.add_parser("report", help="write summary.md, summary.csv and figures for a results folder")
+    r = sub.add_parser(
+        "report", help="write summary.md, summary.csv, figures and report.html for a results folder"
+    )
     r.add_argument("dir")
     r.add_argument("--target", type=_VALUE)
     r.add_argument("--no-figures", action="store_true")
+    _html_flag(r)
     _reference_flag(r)
     _plugin_flag(r)
     r.set_defaults(func=cmd_report)
@@ -403,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["adpbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)
     except (ValueError, OSError) as exc:

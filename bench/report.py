@@ -22,6 +22,7 @@ from bench import plugins, results, verdicts
 
 SUMMARY_FILE = "summary.md"
 SUMMARY_CSV = "summary.csv"
+HTML_FILE = "report.html"  # the interactive page (bench/html_report.py), beside summary.md
 TARGETS_CSV = "targets.csv"
 #: the summary table's time-to-target where F* is known and the problem publishes no level: two digits of
 #: F₀ − F* closed, which the solvers' default tolerances resolve on every problem here (the section "Time to
@@ -257,10 +258,11 @@ def write_report(
     figures: bool = True,
     warn: Callable[[str], None] = _warn,
     reference_solver: str = "maid",
+    html: bool = True,
 ) -> str:
-    """Write summary.md, summary.csv and figures into out_dir; return the markdown text. Damaged runs are
-    named through ``warn`` and in the summary, and skipped. ``reference_solver``: the denominator of the
-    aggregates' time ratios (``bench/profiles.py``)."""
+    """Write summary.md, summary.csv, figures and (``html``) report.html into out_dir; return the markdown
+    text. Damaged runs are named through ``warn`` and in the summary, and skipped. ``reference_solver``: the
+    denominator of the aggregates' time ratios (``bench/profiles.py``)."""
     out_dir = Path(out_dir)
     damaged: list[str] = []
 
@@ -339,6 +341,7 @@ def write_report(
     aggregate = aggregates(traces, out_dir, reference_solver, figures)
     if aggregate is not None:
         parts += ["", aggregate[0]]
+    names: list[str] = []
     if figures:
         from bench import plots
 
@@ -347,6 +350,23 @@ def write_report(
             names += images2d.figures(img, runs, out_dir)
         names += aggregate[1] if aggregate is not None else []
         parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
+    if html:
+        from bench import html_report
+
+        page = html_report.Page(
+            title=f"adpbench report: {out_dir}",
+            traces=traces,
+            runs=runs,
+            table=table,
+            columns=columns + metric_cols,
+            targets=targets_table(traces),
+            figures=names,
+            notes=[p for p in parts[2:] if p.startswith("**Note")]
+            + [f"Damaged run, skipped: {d}" for d in damaged],
+            provenance=[_provenance(traces), execution],
+        )
+        parts += ["", f"Interactive report: [{HTML_FILE}]({HTML_FILE})"]
+        html_report.write(page, out_dir / HTML_FILE)
     text = "\n".join(parts) + "\n"
     (out_dir / SUMMARY_FILE).write_text(text)
     return text
@@ -417,16 +437,27 @@ def aggregates(
 ) -> tuple[str, list[str]] | None:
     """Profiles, ECDFs and bootstrap intervals across instances (``bench/profiles.py``) from the targets
     table of the harness's exact values; None where this build has no targets table (``bench.verdicts``)."""
+    table = targets_table(traces)
+    if table is None:
+        return None
+    from bench import profiles
+
+    return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
+
+
+def targets_table(traces: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per (run, target) from the harness's exact values, with each run's series configuration
+    (``bench/profiles.py``); None where this build has no targets table (``bench.verdicts``)."""
     try:
-        from bench import verdicts
+        from bench import verdicts as judged
     except ImportError:
         return None
     from bench import profiles
 
-    table = verdicts.targets_table(traces)
+    table = judged.targets_table(traces)
     # a series is a solver configuration: not the report's label, which also names problem parameters
     table["config"] = table.run_id.map(profiles.solver_config_labels(traces)).fillna("")
-    return profiles.aggregate_section(table, out_dir, reference_solver=reference_solver, figures=figures)
+    return table
 
 
 def execution_by_run(traces: pd.DataFrame) -> pd.Series:

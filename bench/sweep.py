@@ -105,6 +105,7 @@ class Job:
     #: the plug-ins each worker loads before resolving names (``bench.plugins``); those that provide this
     #: job's problem or solver enter the run id, so a changed plug-in runs again under --resume
     plugins: tuple[plugins.PluginSpec, ...] = ()
+    command: str = ""  # the command line that asked for the run; in the trace, not in the run id
     run_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -324,6 +325,8 @@ def execute_job(
     res.trace["budget"] = json.dumps(job.budget, sort_keys=True)
     res.trace["backend"] = backend
     res.trace["concurrent_jobs"] = concurrent_jobs
+    if job.command:
+        res.trace["command"] = job.command
     path = results.write_run(res, out_dir, job.run_id)
     results.clear_failure(out_dir, job.run_id)
     last = res.trace.iloc[-1]
