@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 2D study of issue 7: two study processes (deblur2d, semiblind2d), one torch thread each, sharing one
+# The 2D study: two study processes (deblur2d, semiblind2d), one torch thread each, sharing one
 # rows.csv; every finished row is appended at once and a rerun skips it. Phases in decreasing priority.
 # Budget per ADP run: 800 lower-level iterations (deterministic), 600 solver seconds as a safeguard.
 set -e
