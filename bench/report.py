@@ -32,8 +32,11 @@ HEADLINE_REL_GAP = 1e-2
 
 def value_column(trace: pd.DataFrame) -> str:
     """The column a run's values are read from: the harness's ``exact_upper_value`` where it evaluated,
-    the solver's own ``upper_value`` only for traces written before exact evaluation existed."""
-    if "exact_upper_value" in trace and trace["exact_upper_value"].notna().any():
+    the solver's own ``upper_value`` only for traces written before exact evaluation existed (never for a
+    run the harness chose not to evaluate: its values stay empty)."""
+    if "exact_upper_value" in trace and (
+        trace["exact_upper_value"].notna().any() or verdicts.not_evaluated(trace)
+    ):
         return "exact_upper_value"
     return "upper_value"
 

@@ -119,6 +119,12 @@ def value_target(problem: str) -> float | None:
     return None if target is None else float(target)
 
 
+def not_evaluated(trace: pd.DataFrame) -> bool:
+    """The harness recorded that it did not evaluate this run (``NOT_EVALUATED``): its exact columns are
+    empty on purpose, and nothing, the solver's own values included, stands in for them."""
+    return "verdict" in trace and bool((trace["verdict"] == NOT_EVALUATED).any())
+
+
 def with_gaps(traces: pd.DataFrame) -> pd.DataFrame:
     """The traces with ``gap`` (rel_gap where the harness knew F*, else the gap against the best exact
     value over the folder's runs of the same instance, relative to each run's F₀) and ``gap_source``
@@ -136,7 +142,12 @@ def with_gaps(traces: pd.DataFrame) -> pd.DataFrame:
     traces["gap"] = pd.to_numeric(traces["rel_gap"], errors="coerce")
     traces["gap_source"] = np.where(traces["gap"].notna(), "reference optimum", "none")
     known = traces.groupby("run_id")["gap"].transform(lambda s: s.notna().any())
-    for _, group in traces[~known].groupby("instance", sort=False):
+    skipped = traces.groupby("run_id", sort=False, group_keys=False).apply(
+        lambda tr: pd.Series(not_evaluated(tr), index=tr.index)
+    )
+    for _, group in traces[~known & ~skipped.reindex(traces.index, fill_value=False)].groupby(
+        "instance", sort=False
+    ):
         exact = group["exact_upper_value"].notna().any()
         value_col = "exact_upper_value" if exact else "upper_value"
         values = pd.to_numeric(group[value_col], errors="coerce")
@@ -227,7 +238,9 @@ def run_verdicts(traces: pd.DataFrame) -> pd.DataFrame:
         last = tr.iloc[-1]
         recorded = last.get("verdict")
         text = verdict(tr["gap"], str(last.status))
-        if last.gap_source == "reference optimum" and isinstance(recorded, str):
+        if recorded == NOT_EVALUATED:
+            text = recorded  # nothing stands in for the exact values the harness did not compute
+        elif last.gap_source == "reference optimum" and isinstance(recorded, str):
             text = recorded  # the harness's own, from F*
         elif last.gap_source in GAP_NOTES and text not in FAILED:
             text = f"{text} ({GAP_NOTES[last.gap_source]})"

@@ -154,3 +154,13 @@ def test_a_problem_that_cannot_be_evaluated_affordably_is_marked_not_evaluated_n
     assert res.trace.upper_value.notna().all()  # the solver's own values stay beside them
     assert res.info["verdict"] == verdicts.NOT_EVALUATED
     assert problems.make_problem("deblur2d", size=(8, 8)).evaluation_unavailable is None
+
+
+def test_the_report_of_a_run_not_evaluated_puts_no_own_value_in_the_exact_columns(tmp_path):
+    p = problems.make_problem("deblur2d", size=(8, 8), regulariser="tv_aniso", alpha=0.01, zeta=0.1)
+    results.write_run(bench.run("maid", p, max_iters=2), tmp_path, "tv_maid")
+    report.write_report(tmp_path, figures=False, html=False)
+    row = pd.read_csv(tmp_path / report.SUMMARY_CSV).iloc[0]
+    assert row.verdict == verdicts.NOT_EVALUATED
+    assert math.isnan(row.final_exact_upper_value) and math.isnan(row.best_rel_gap)
+    assert math.isfinite(row.final_upper_value)  # the solver's own value, in its own column
