@@ -243,7 +243,8 @@ def suboptimality(traces: pd.DataFrame, path: Path) -> bool:
         _own=traces.upper_value - traces.case.map(lambda c: refs[c][0]),
     )
     cases = list(refs)
-    fig, axes = plt.subplots(len(cases), len(WORK_AXES), figsize=(14, 3.6 * len(cases) + 0.4), squeeze=False)
+    size = (15.5, 3.6 * len(cases) + 0.4)  # the width leaves room for each row's legend on the right
+    fig, axes = plt.subplots(len(cases), len(WORK_AXES), figsize=size, squeeze=False)
     for row, case in enumerate(cases):
         tr = traces[traces.case == case]
         for col, (x, label) in enumerate(WORK_AXES):
@@ -257,7 +258,8 @@ def suboptimality(traces: pd.DataFrame, path: Path) -> bool:
                     median[every] = np.median(values[:, every], axis=0)
                     median = np.where(median > 0, median, np.nan)  # log scale: at or below the reference
                     colour = solver_colour(series.split(" [")[0])
-                    text = f"{series} (own estimate)" if own else series
+                    # one legend entry per solver (the title says what the faint dashed lines are)
+                    text = "_nolegend_" if own else series
                     ax.plot(
                         grid,
                         median,
@@ -276,8 +278,15 @@ def suboptimality(traces: pd.DataFrame, path: Path) -> bool:
             if math.isfinite(ylo) and yhi > 0:
                 ax.set_yscale("log")
                 ax.set_ylim(ylo / 2, yhi * 2)
-            if ax.get_legend_handles_labels()[1]:
-                ax.legend(fontsize=6)
+        # one legend per row, beside its last panel, over every solver drawn in any of the row's panels
+        handles = {}
+        for ax in axes[row]:
+            for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(text, handle)
+        if handles:
+            axes[row, -1].legend(
+                handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+            )
     fig.suptitle(
         "Suboptimality from the harness's exact evaluation (solid; median over seeds); the solver's own "
         "estimate faint and dashed",
