@@ -169,6 +169,9 @@ def run(
     else:
         protocols.check_solver(solver, problem)  # the object path must not silently differ from the name path
     check_applicable(type(solver), problem)  # a lower-level capability the solver needs and the problem lacks
+    why = problem.config_refusal(dataclasses.asdict(solver))  # a setting this lower level cannot honour
+    if why is not None:
+        raise ValueError(f"solver {solver.name!r} on {problem.name}: {why}")
     if max_iters is None:
         max_iters = solver.default_max_iters
     saved_threads = torch.get_num_threads()

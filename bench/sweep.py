@@ -252,7 +252,7 @@ def expand(
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     applicable = set()  # (problem index, solver index)
-    protocols = []
+    protocols, instances = [], []
     for i, (name, params) in enumerate(problems):
         # Range checks live in the problem constructors: build each instance once (no solver work),
         # so a bad value fails here and not after other runs have finished.
@@ -260,6 +260,7 @@ def expand(
             name, **{"seed": seeds[0], **params, "dtype": dtype, "device": device}
         )
         protocols.append(built.params.get("preset"))
+        instances.append(built)
         for j, (sname, _) in enumerate(solvers):
             cls = solver_registry.solver_class(sname)
             why = not_applicable(cls, built)
@@ -271,8 +272,11 @@ def expand(
     resolved = {
         (i, j): solver_config_for(solvers[j][0], protocols[i], solvers[j][1]) for i, j in sorted(applicable)
     }
-    for (_, j), config in resolved.items():
-        solver_registry.make_solver(solvers[j][0], **config)  # the resolved config is valid too
+    for (i, j), config in resolved.items():
+        solver = solver_registry.make_solver(solvers[j][0], **config)  # the resolved config is valid too
+        why = instances[i].config_refusal(dataclasses.asdict(solver))
+        if why is not None:
+            raise ValueError(f"solver {solvers[j][0]!r} on {problems[i][0]}: {why}")
     return [
         Job(
             pname,

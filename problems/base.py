@@ -12,7 +12,7 @@ defaults here are the reference they are tested against.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -268,6 +268,11 @@ class BilevelProblem(ReferenceAPI, Counted):
         betas = momentum_coefficients(rule, lip, self.ll_mu(theta.detach()))
         steps = ProxGradStep(self, theta, lam, on_step=self._hook_backward_count)
         return iterate(steps, x, betas, FixedSteps(), n_steps).x
+
+    def config_refusal(self, config: dict[str, Any]) -> str | None:
+        """Why this instance cannot run a solver with these settings (None: it can), so that a setting the
+        lower level cannot honour is refused before any run, not at its first use. None here."""
+        return None
 
     def _capped(self, kind: str, max_iters: int) -> int:
         """A solver's iteration cap limited by the protocol's (:attr:`lower_caps`); the uncounted reference

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -319,6 +319,18 @@ class Deblur2D(ImageQuality, BilevelProblem):
         if self.tv_lower is not None:
             return self.tv_lower.unrolled(theta, x, n_steps, step)
         return super().ll_unrolled(theta, x, n_steps, step, momentum)
+
+    def config_refusal(self, config: dict[str, Any]) -> str | None:
+        """TV itself (``tv_lower``): the primal–dual solver sets its own steps and the TV adjoint has no
+        preconditioner, so ``ll_step`` must be None and ``cg_precond`` "none"."""
+        if self.tv_lower is None:
+            return None
+        if config.get("ll_step") is not None:
+            return "ll_step must be None with TV itself (the primal–dual solver sets its steps from L)"
+        if config.get("cg_precond", "none") != "none":
+            got = config["cg_precond"]
+            return f"cg_precond must be 'none' with TV itself (its adjoint has none), got {got!r}"
+        return None
 
     def hypergradient_error_bound(
         self, theta: Tensor, x: Tensor, q: Tensor, eps: float, delta: float

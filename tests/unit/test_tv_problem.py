@@ -239,6 +239,23 @@ def test_which_solvers_apply_to_the_non_smooth_lower_level() -> None:
     assert {j.solver for j in jobs} == expected
 
 
+@pytest.mark.parametrize(
+    "solver, setting, value", [("maid", "cg_precond", "jacobi"), ("ift", "ll_step", 0.1)]
+)
+def test_settings_the_tv_lower_level_cannot_honour_are_refused_before_any_run(solver, setting, value) -> None:
+    from bench import sweep
+
+    tv = _problem("tv", 0.02)
+    with pytest.raises(ValueError, match=f"solver '{solver}' on deblur2d: {setting} must be") as err:
+        bench.run(solver, tv, max_iters=1, solver_config={setting: value})
+    assert "\n" not in str(err.value) and tv.counters.ll_iters == 0
+    params = {"size": (8, 8), "regulariser": "tv", "zeta": ZETA}
+    with pytest.raises(ValueError, match=f"{setting} must be"):
+        sweep.expand([("deblur2d", params)], [(solver, {setting: value})], [0], {}, "cpu", "float64")
+    assert _problem("tv", 0.02).config_refusal({"ll_step": None, "cg_precond": "none"}) is None
+    assert Deblur2D(size=(8, 8)).config_refusal({setting: value}) is None  # smoothed TV takes both
+
+
 def test_semiblind2d_takes_the_same_lower_level() -> None:
     """semiblind2d inherits the parameter and the oracles: a certified solve and a finite hypergradient."""
     from problems.deblur2d import SemiBlind2D
