@@ -29,7 +29,7 @@ from typing import Any
 
 import problems as problem_registry
 import solvers as solver_registry
-from bench import sweep
+from bench import evaluation, sweep
 from problems import kernels
 
 #: file suffixes an ``image_dir`` contributes (case-insensitive)
@@ -371,10 +371,18 @@ def run_seconds(budget: dict[str, Any], c_i: float, solver: str, problem: str = 
 def evaluation_seconds(
     budget: dict[str, Any], c_i: float, solver: str, problem: str, eval_every: int
 ) -> float:
-    """Seconds of the harness's exact evaluations of one run (off its clock): the evaluated rows (every
-    ``eval_every``-th upper iteration, the first and the last) × EVAL_LL_PER_EVAL × c_i × EVAL_ITER_FACTOR."""
-    rows = math.floor(upper_iterations(budget, c_i, solver, problem) / eval_every) + 2
+    """Seconds of the harness's exact evaluations of one run (off its clock): the rows the harness evaluates
+    (``evaluated_rows``) × EVAL_LL_PER_EVAL × c_i × EVAL_ITER_FACTOR."""
+    rows = evaluated_rows(upper_iterations(budget, c_i, solver, problem), eval_every)
     return rows * EVAL_LL_PER_EVAL[family(problem)] * c_i * EVAL_ITER_FACTOR
+
+
+def evaluated_rows(upper_iters: float, eval_every: int) -> int:
+    """Rows 0..K (K = ``upper_iters``) the harness evaluates at interval ``eval_every``: those of its
+    schedule (``bench.evaluation.scheduled``: the log-spaced rows, every ``eval_every``-th) and the last."""
+    last = math.floor(upper_iters)
+    rows = sum(evaluation.scheduled(k, eval_every, cheap=False) for k in range(last + 1))
+    return rows + (not evaluation.scheduled(last, eval_every, cheap=False))
 
 
 def _duration(seconds: float) -> str:

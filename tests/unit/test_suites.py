@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import suites
+from bench import evaluation, suites
 from bench.suites import Grid, Suite
 
 BUDGET = {"max_iters": 1, "max_ll_iters": 100}
@@ -167,8 +167,10 @@ def test_cost_model_arithmetic() -> None:
     assert suites.run_seconds({"max_ll_iters": 250_000}, 1e-5, "ift") == pytest.approx(
         7500 * ift * 1e-5 * suites.WORK_PER_LL_ITER["ift"]
     )
-    # evaluations: every eval_every-th upper iteration, the first and the last row
-    rows = 1000 // per_upper // 2 + 2
+    # evaluations: the harness's rows — the log-spaced ones, every eval_every-th and the last
+    k = 1000 // per_upper
+    rows = len({j for j in range(k + 1) if j % 2 == 0 or evaluation.on_log_schedule(j)} | {k})
+    assert suites.evaluated_rows(k, 2) == rows
     expected = rows * suites.EVAL_LL_PER_EVAL["deconv1d"] * 1e-3 * suites.EVAL_ITER_FACTOR
     assert suites.evaluation_seconds({"max_ll_iters": 1000}, 1e-3, "lista", "deconv1d", 2) == pytest.approx(
         expected
@@ -176,12 +178,12 @@ def test_cost_model_arithmetic() -> None:
     grid = Grid("deconv1d", seeds=(0, 1), budget={"max_ll_iters": 1000})
     cost = _suite(grid, solvers=("lista",)).estimate(costs, jobs=2)
     solver = 2 * 1000 * 1e-5 * w_lista
-    evaluation = (
-        2 * (1000 // per_upper + 2) * suites.EVAL_LL_PER_EVAL["deconv1d"] * 1e-5 * suites.EVAL_ITER_FACTOR
+    eval_s = (
+        2 * (1000 // per_upper + 1) * suites.EVAL_LL_PER_EVAL["deconv1d"] * 1e-5 * suites.EVAL_ITER_FACTOR
     )
-    assert cost["solver"] == pytest.approx(solver) and cost["evaluation"] == pytest.approx(evaluation)
+    assert cost["solver"] == pytest.approx(solver) and cost["evaluation"] == pytest.approx(eval_s)
     assert cost["report"] == 2 * suites.REPORT_FIGURE_S
-    assert cost["wall"] == pytest.approx((solver + evaluation) / 2 + cost["report"])
+    assert cost["wall"] == pytest.approx((solver + eval_s) / 2 + cost["report"])
 
 
 def test_eval_work_sets_each_solver_evaluation_interval() -> None:
