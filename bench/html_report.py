@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.io as pio
 import plotly.offline
 
-from bench import html_figures, profiles
+from bench import html_figures, plots, profiles
 
 #: the columns the summary groups runs by (``bench.report.summarize``)
 GROUP_KEYS = ["case", "setting", "config", "problem", "solver"]
@@ -146,7 +146,7 @@ def render(page: Page, out_dir: Path) -> str:
         "exact values where recorded, the solver's own upper value) and the scales. Click a legend entry to "
         "hide or show a solver.</p>",
     ]
-    for case in page.traces.case.unique():
+    for case in plots.figure_cases(page.traces.case):
         body += [f"<h3>{html.escape(case)}</h3>", _figure(html_figures.convergence(page.traces, case))]
     body.append("<h2>Across instances</h2>")
     drawn = html_figures.profile_figures(page.targets) if page.targets is not None else []

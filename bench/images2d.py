@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 import problems as problem_registry
-from bench import results
+from bench import results, verdicts
 
 
 def _protocol_label(name: object) -> object:
@@ -88,7 +88,10 @@ def quality_table(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> pd
         params = json.loads(params_json)
         ident = dict(
             problem=problem,
+            instance=verdicts.instance_of(problem, params_json),  # what the targets table calls it
             image=params.get("image"),
+            noise=params.get("noise"),
+            blur=params.get("blur"),
             preset=_protocol_label(params.get("preset")),
             seed=params.get("seed"),
             size="×".join(map(str, params.get("size", []))),

@@ -308,7 +308,9 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
     """Reconstruction vs truth (a problem that shows a signal) and the learned operator θ − θ₀ (one that
     shows an operator), first seed of each solver; nothing when no run kept its arrays."""
     plt, _ = _mpl()
-    sel = runs[runs.problem == problem].sort_values("seed").groupby("solver", sort=False).first()
+    mine = runs[runs.problem == problem]
+    mine = mine[mine.case == mine.case.iloc[0]] if len(mine) else mine  # one instance: the first case
+    sel = mine.sort_values("seed").groupby("solver", sort=False).first()
     if sel.empty:
         return []
     loaded = {
@@ -354,13 +356,35 @@ def reconstructions_1d(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, 
     return names
 
 
+#: case rows a per-case figure draws at most (3.6 in each): a suite's dozens of instances are compared by
+#: the report's aggregates across instances; a figure many screens tall is not read
+MAX_FIGURE_CASES = 12
+
+
+def figure_cases(cases: pd.Series) -> list[str]:
+    """The cases per-case figures draw: all of them up to MAX_FIGURE_CASES, else that many taken in turn
+    from each problem (its first case, then its second, ...), so that every problem is shown."""
+    order = list(dict.fromkeys(cases))
+    if len(order) <= MAX_FIGURE_CASES:
+        return order
+    by_problem: dict[str, list[str]] = {}
+    for case in order:
+        by_problem.setdefault(case.split("/")[0], []).append(case)
+    chosen: list[str] = []
+    for rank in range(max(len(v) for v in by_problem.values())):
+        chosen += [v[rank] for v in by_problem.values() if rank < len(v)]
+    chosen = set(chosen[:MAX_FIGURE_CASES])
+    return [case for case in order if case in chosen]
+
+
 def make_figures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str]:
     targets = dict(runs.groupby("case").target.first())
     names = ["convergence.png"]
+    traces_all, traces = traces, traces[traces.case.isin(figure_cases(traces.case))]
     convergence(traces, out_dir / names[0], targets)
     if suboptimality(traces, out_dir / SUBOPTIMALITY_FILE):
         names.append(SUBOPTIMALITY_FILE)
-    for problem in traces.problem.unique():
+    for problem in traces_all.problem.unique():
         if problem_registry.SIGNAL in problem_registry.figures(problem):  # what the problem can show
-            names += reconstructions_1d(traces, runs, out_dir, problem)
+            names += reconstructions_1d(traces_all, runs, out_dir, problem)
     return names

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -189,21 +190,38 @@ def solved_counts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 # ----------------------------------------------------------------------------------------- bootstrap
+def bootstrap_mean(
+    units: pd.DataFrame,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float, float]:
+    """Mean and its percentile bootstrap interval, resampling instances and then the seeds within each
+    drawn instance, with replacement.
+
+    ``units``: one row per (instance, seed) with ``sum`` (of the values it carries) and ``count`` (how
+    many, ≥ 1). The statistic of a resample with weights w is Σ w·sum / Σ w·count. Drawing an instance c
+    times and then m seeds from its m each time adds up to one multinomial draw of c·m seeds."""
+    return _bootstrap(units, n_resamples, seed, confidence, transform=lambda v: v)
+
+
 def bootstrap_geomean(
     units: pd.DataFrame,
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float, float]:
-    """Geometric mean and its percentile bootstrap interval, resampling instances and then the seeds within
-    each drawn instance, with replacement.
+    """Geometric mean and its interval: as :func:`bootstrap_mean`, with ``sum`` holding sums of log ratios
+    and the statistic exp(Σ w·sum / Σ w·count)."""
+    return _bootstrap(units, n_resamples, seed, confidence, transform=np.exp)
 
-    ``units``: one row per (instance, seed) with ``sum`` (of the log ratios it carries) and ``count`` (how
-    many, ≥ 1). The statistic of a resample with weights w is exp(Σ w·sum / Σ w·count). Drawing an
-    instance c times and then m seeds from its m each time adds up to one multinomial draw of c·m seeds."""
+
+def _bootstrap(
+    units: pd.DataFrame, n_resamples: int, seed: int, confidence: float, transform: Callable
+) -> tuple[float, float, float]:
     if units.empty:
         return math.nan, math.nan, math.nan
-    point = math.exp(units["sum"].sum() / units["count"].sum())
+    point = transform(units["sum"].sum() / units["count"].sum())
     rng = np.random.default_rng(seed)
     groups = [g for _, g in units.groupby("instance", sort=True)]
     picks = rng.multinomial(len(groups), np.full(len(groups), 1.0 / len(groups)), size=n_resamples)
@@ -214,10 +232,10 @@ def bootstrap_geomean(
         weights = rng.multinomial(picks[:, i] * m, np.full(m, 1.0 / m))  # (n_resamples, m)
         num += weights @ group["sum"].to_numpy(dtype=float)
         den += weights @ group["count"].to_numpy(dtype=float)
-    stats = np.exp(num / den)
+    stats = transform(num / den)
     tail = 100 * (1 - confidence) / 2
     lo, hi = np.percentile(stats, [tail, 100 - tail])
-    return point, float(lo), float(hi)
+    return float(point), float(lo), float(hi)
 
 
 def time_ratios(

@@ -42,11 +42,11 @@ def value_column(trace: pd.DataFrame) -> str:
 
 
 def default_target(problem: str, traces: pd.DataFrame) -> float:
-    """The problem's reference target if it has one (deconv1d: 0.0102, the authors' published value,
-    docs/results.md); where F* is known, the value F* + HEADLINE_REL_GAP·(F₀ − F*); otherwise the largest
-    best exact value over runs, i.e. a value every run reached."""
-    cls = problem_registry.problem_class(problem)
-    target = getattr(cls, "report_target", None)
+    """The problem's reference target if it has one for this instance (deconv1d: 0.0102, the authors'
+    published value for the paper's setting, docs/results.md); where F* is known, the value
+    F* + HEADLINE_REL_GAP·(F₀ − F*); otherwise the largest best exact value over runs, i.e. a value every
+    run reached."""
+    target = verdicts.value_target(problem, traces.problem_params.iloc[0])
     if target is not None:
         return float(target)
     if "suboptimality" in traces and traces["suboptimality"].notna().any():
@@ -61,6 +61,33 @@ def case_label(problem: str, params_json: str) -> str:
     """One problem instance's label in tables and plots: the problem, plus image and preset if any."""
     params = json.loads(params_json)
     return "/".join([problem] + [str(params[k]) for k in ("image", "preset") if k in params])
+
+
+#: problem parameters a case label never spells out: the image and preset are in it already, and the seed
+#: draws the data — the seeds of one setting are the repeats its medians are over
+CASE_QUIET = {"seed", "image", "preset"}
+
+
+def case_labels(traces: pd.DataFrame) -> pd.Series:
+    """Per row, its case: ``case_label``, plus ``name=value`` for each parameter (``CASE_QUIET`` aside) that
+    differs among the folder's runs of the same problem — a suite's noise levels or blurs are different
+    instances, and a row, a target or a median never mixes them."""
+    firsts = traces.groupby("run_id", sort=False)[["problem", "problem_params"]].first()
+    out: dict[str, str] = {}
+    for problem, group in firsts.groupby("problem", sort=False):
+        params = {run_id: json.loads(text) for run_id, text in group.problem_params.items()}
+        keys = sorted({k for p in params.values() for k in p} - CASE_QUIET)
+        differing = [
+            k for k in keys if len({json.dumps(p.get(k), sort_keys=True) for p in params.values()}) > 1
+        ]
+        for run_id, p in params.items():
+            extra = [f"{k}={_short(p.get(k))}" for k in differing]
+            out[run_id] = "/".join([case_label(problem, group.problem_params[run_id]), *extra])
+    return traces.run_id.map(out)
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _first_reach(trace: pd.DataFrame, target: float) -> pd.Series | None:
@@ -216,6 +243,8 @@ def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
 QUALITY_COLUMNS = [
     "problem",
     "image",
+    "noise",
+    "blur",
     "preset",
     "seed",
     "size",
@@ -274,7 +303,7 @@ def write_report(
         warn(text)
 
     traces = results.load_traces(out_dir, warn=note)
-    traces["case"] = [case_label(p, j) for p, j in zip(traces.problem, traces.problem_params, strict=True)]
+    traces["case"] = case_labels(traces)
     traces, differing = label_configs(traces)
     targets = {}
     for case, tr in traces.groupby("case", sort=False):
@@ -350,9 +379,15 @@ def write_report(
 
         names = plots.make_figures(traces, runs, out_dir)
         if image_problems:
-            names += images2d.figures(img, runs, out_dir)
+            names += images2d.figures(img[img.case.isin(plots.figure_cases(img.case))], runs, out_dir)
         names += aggregate[1] if aggregate is not None else []
         parts += ["", "Figures: " + ", ".join(f"[{n}]({n})" for n in names)]
+        shown, every = len(plots.figure_cases(traces.case)), traces.case.nunique()
+        if shown < every:
+            parts.append(
+                f"\nPer-case figures (convergence, suboptimality, images) show {shown} of the {every} cases, "
+                "taken in turn from each problem; the tables and the comparison across instances use all."
+            )
     if html:
         from bench import html_report
 

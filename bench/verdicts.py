@@ -20,6 +20,7 @@ The run's verdict (trace column and sidecar field ``verdict``), in this order:
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -34,6 +35,9 @@ REL_GAP, VALUE = "rel_gap", "value"
 #: statuses that mean the solver's own stopping rule fired
 SELF_STOPPED = ("converged", "stalled")
 FAILED = ("error", "diverged")
+#: instance parameters that do not change which setting it is: the seed draws the data; dtype and device
+#: are how it runs
+PER_DRAW = {"seed", "dtype", "device"}
 #: what a run's verdict is when the instance has no F*
 NO_OPTIMUM = "no reference optimum"
 #: the verdict of a run the harness did not evaluate (the problem's ``evaluation_unavailable``)
@@ -113,10 +117,22 @@ def instance_of(problem: str, params_json: str) -> str:
     return f"{problem}:{params_json}"
 
 
-def value_target(problem: str) -> float | None:
-    """A problem's published absolute level (``report_target``), if any."""
+def value_target(problem: str, params_json: str | None = None) -> float | None:
+    """A problem's published absolute level (``report_target``), if any — and, given an instance's
+    parameters, only when they are the problem's defaults (any seed): the level was published for that
+    setting, and another noise level or blur moves the optimum below or far above it."""
     target = getattr(problem_registry.problem_class(problem), "report_target", None)
-    return None if target is None else float(target)
+    if target is None:
+        return None
+    if params_json is not None:
+        params = json.loads(params_json)
+        defaults = problem_registry.problem_parameters(problem)
+        for key, default in defaults.items():
+            if key in PER_DRAW or key not in params:
+                continue
+            if params[key] != json.loads(json.dumps(default, default=str)):  # tuples as lists, 5 == 5.0
+                return None
+    return float(target)
 
 
 def not_evaluated(trace: pd.DataFrame) -> bool:
@@ -177,7 +193,7 @@ def first_reach(trace: pd.DataFrame, column: str, target: float) -> pd.Series | 
 def run_targets(trace: pd.DataFrame) -> list[tuple[str, float, str]]:
     """(kind, target, column) of one run: the relative gaps, then the problem's absolute level."""
     out = [(REL_GAP, tau, "gap") for tau in REL_GAP_TARGETS]
-    level = value_target(str(trace.problem.iloc[0]))
+    level = value_target(str(trace.problem.iloc[0]), str(trace.problem_params.iloc[0]))
     if level is not None:
         column = "exact_upper_value" if trace["exact_upper_value"].notna().any() else "upper_value"
         out.append((VALUE, level, column))

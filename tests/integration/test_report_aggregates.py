@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import types
@@ -119,3 +120,36 @@ def test_image_figures_are_named_per_instance_and_safe_for_file_paths() -> None:
     assert (
         figure_tag("deblur2d", own) == "deblur2d_a-b_certified_seed0_noise0.03922_blurline-9-30_kernel_size9"
     )
+
+
+def test_cases_name_the_parameters_a_folder_varies_never_the_seed() -> None:
+    params = [
+        {"noise": 0.005, "sigma": 5.0, "seed": 0},
+        {"noise": 0.005, "sigma": 5.0, "seed": 1},
+        {"noise": 0.01, "sigma": 5.0, "seed": 0},
+    ]
+    traces = pd.DataFrame(
+        [
+            *(
+                dict(run_id=f"r{i}", problem="deconv1d", problem_params=json.dumps(p))
+                for i, p in enumerate(params)
+            ),
+            dict(run_id="q", problem="quadratic", problem_params='{"seed": 4}'),
+        ]
+    )
+    assert report.case_labels(traces).tolist() == [
+        "deconv1d/noise=0.005", "deconv1d/noise=0.005", "deconv1d/noise=0.01", "quadratic"
+    ]  # fmt: skip
+
+
+def test_per_case_figures_take_cases_in_turn_from_each_problem() -> None:
+    from bench import plots
+
+    few = pd.Series(["a/1", "a/2", "b/1"])
+    assert plots.figure_cases(few) == ["a/1", "a/2", "b/1"]
+    many = pd.Series([f"a/{i}" for i in range(10)] + [f"b/{i}" for i in range(10)] + ["c/0", "c/0"])
+    chosen = plots.figure_cases(many)
+    assert len(chosen) == plots.MAX_FIGURE_CASES
+    assert chosen[-1] == "c/0" and chosen == sorted(chosen, key=list(dict.fromkeys(many)).index)
+    counts = pd.Series([c.split("/")[0] for c in chosen]).value_counts().to_dict()
+    assert counts == {"a": 6, "b": 5, "c": 1} or counts == {"a": 5, "b": 6, "c": 1}

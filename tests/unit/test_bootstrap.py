@@ -79,3 +79,15 @@ def test_pooled_over_targets_and_fixed_seed() -> None:
 
 def test_no_reference_no_ratios() -> None:
     assert profiles.time_ratios(profiles.prepare(_table({("a", 0): (1.0, 1.0)})), "nobody").empty
+
+
+def test_bootstrap_mean_of_known_values() -> None:
+    same = pd.DataFrame(dict(instance=["a", "b", "c"], seed=[0, 0, 0], sum=[0.5, 0.5, 0.5], count=[1.0] * 3))
+    assert profiles.bootstrap_mean(same) == (pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5))
+    units = pd.DataFrame(dict(instance=list("abcd"), seed=[0] * 4, sum=[1.0, 2.0, 3.0, 6.0], count=[1.0] * 4))
+    mean, lo, hi = profiles.bootstrap_mean(units)
+    assert mean == pytest.approx(3.0) and 1.0 <= lo < mean < hi <= 6.0
+    # the geometric mean is the same resampling of logs, exponentiated
+    logs = units.assign(sum=units["sum"].map(math.log))
+    g, glo, ghi = profiles.bootstrap_geomean(logs)
+    assert g == pytest.approx(math.exp(logs["sum"].mean())) and glo < g < ghi

@@ -188,3 +188,18 @@ def test_a_failed_run_does_not_set_the_folder_best():
     assert gaps[gaps.run_id == "good"].gap.iloc[-1] == 0.0  # its own 0.2 is the best that counts
     table = verdicts.targets_table(pd.concat([good, bad], ignore_index=True))
     assert not table[table.run_id == "bad"].reached.any()
+
+
+def test_published_level_only_for_the_setting_it_was_published_for():
+    # any noise draw of the paper's setting keeps the level; another noise level or blur width does not
+    every = problems.problem_parameters("deconv1d")
+    defaults = {k: v for k, v in every.items() if k not in verdicts.PER_DRAW}
+    paper = json.dumps({**defaults, "seed": 3})
+    assert verdicts.value_target("deconv1d", paper) == 0.0102
+    assert verdicts.value_target("deconv1d", json.dumps({"n": 200, "sigma": 5})) == 0.0102  # 5 == 5.0
+    for other in ({"noise": 0.01}, {"sigma": 3.0}):
+        assert verdicts.value_target("deconv1d", json.dumps({**defaults, **other})) is None
+    values = [0.8, 0.02, 0.0101]
+    trace = _trace([NAN, NAN, NAN], "budget", values=values, problem="deconv1d")
+    trace["problem_params"] = json.dumps({**defaults, "noise": 0.01})
+    assert verdicts.VALUE not in set(verdicts.targets_table(trace).target_kind)
