@@ -82,7 +82,9 @@ def prepare(targets: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"targets table lacks column(s) {', '.join(missing)}; needs {', '.join(REQUIRED)}")
     df = targets.copy()
-    config = df["config"].astype(object).fillna("").astype(str) if "config" in df else pd.Series("", index=df.index)
+    config = pd.Series("", index=df.index)
+    if "config" in df:  # read back from a CSV, an all-empty column is float NaN
+        config = df["config"].astype(object).fillna("").astype(str)
     solver = df.solver.astype(str)
     df["series"] = solver.where(config == "", solver + " [" + config + "]")
     df["label"] = [target_label(k, t) for k, t in zip(df.target_kind, df.target, strict=True)]
