@@ -147,13 +147,18 @@ def quality_section(quality: pd.DataFrame) -> list[str]:
             mean, lo, hi = profiles.bootstrap_mean(
                 pd.DataFrame(dict(instance=runs.instance.to_numpy(), seed=0, sum=d_psnr, count=1.0))
             )
-            reading = (
-                "tie" if -PSNR_TIE_DB <= lo and hi <= PSNR_TIE_DB else ("ADP-β better" if lo > 0 else "mixed")
-            )
-            reading = "TV better" if hi < 0 else reading
+            reading = _reading(lo, hi)
             solver = str(method).removeprefix("ADP-β ").strip()
             lines.append(f"| {problem} | {solver} | {len(runs)} | {cells[0]} | {cells[1]} | {reading} |")
     return [*lines, ""]
+
+
+def _reading(lo: float, hi: float) -> str:
+    """A tie when the interval lies within ±PSNR_TIE_DB (a difference too small to matter, whatever its
+    sign); otherwise which side the interval is on, or "mixed" when it straddles 0."""
+    if -PSNR_TIE_DB <= lo and hi <= PSNR_TIE_DB:
+        return "tie (ADP-β lower)" if hi < 0 else "tie (ADP-β higher)" if lo > 0 else "tie"
+    return "TV better" if hi < 0 else "ADP-β better" if lo > 0 else "mixed"
 
 
 def verdicts(folder: str | Path, reference: str = "maid") -> list[str]:

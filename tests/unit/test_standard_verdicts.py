@@ -61,3 +61,7 @@ def test_quality_differences_and_tie_reading(tmp_path) -> None:
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[2] == "3" and cells[3].startswith("+0.007 [") and cells[3].endswith("-0.010 … +0.020")
     assert cells[-1] == "tie"
+    assert standard_verdicts._reading(-0.002, -0.001) == "tie (ADP-β lower)"
+    assert standard_verdicts._reading(-1.5, -0.8) == "TV better"
+    assert standard_verdicts._reading(0.2, 0.5) == "ADP-β better"
+    assert standard_verdicts._reading(-0.3, 0.2) == "mixed"
