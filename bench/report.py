@@ -310,7 +310,9 @@ def write_report(
         targets[case] = target if target is not None else default_target(tr.problem.iloc[0], tr)
     runs = per_run(traces, targets)
     table = summarize(runs)
-    targets_table(traces).to_csv(out_dir / TARGETS_CSV, index=False)  # what the aggregates read
+    judged = targets_table(traces)  # what the aggregates read; None in a build without verdicts
+    if judged is not None:
+        judged.to_csv(out_dir / TARGETS_CSV, index=False)
     metric_cols = sorted(
         {m for p in set(traces.problem) for m in problem_registry.problem_class(p).metric_names}
     )
