@@ -59,7 +59,9 @@ def target_section(problem: str, df: pd.DataFrame, reference: str) -> list[str]:
         f"{', '.join(series)}",
         "",
         f"Cells: solved / fastest on / time ÷ {reference}'s, geometric mean [95 % bootstrap interval] (units "
-        "where both solved).",
+        "where both solved). Winner: the solver fastest on the most units; beside it the rival with the "
+        "smallest time ÷ the winner's over the units both solved (below 1: that rival is faster where both "
+        "solved, but solved or won fewer units).",
         "",
         "| target | " + " | ".join(series) + " | winner: next best ÷ winner |",
         "|---|" + "---|" * (len(series) + 1),
