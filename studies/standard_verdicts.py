@@ -142,14 +142,13 @@ def quality_section(quality: pd.DataFrame) -> list[str]:
             d_psnr = runs.psnr.to_numpy() - base.loc[runs.instance, "psnr"].to_numpy()
             d_ssim = runs.ssim.to_numpy() - base.loc[runs.instance, "ssim"].to_numpy()
             cells = []
+            intervals = []
             for values in (d_psnr, d_ssim):
                 units = pd.DataFrame(dict(instance=runs.instance.to_numpy(), seed=0, sum=values, count=1.0))
                 mean, lo, hi = profiles.bootstrap_mean(units)
+                intervals.append((lo, hi))
                 cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}], {values.min():+.3f} … {values.max():+.3f}")
-            mean, lo, hi = profiles.bootstrap_mean(
-                pd.DataFrame(dict(instance=runs.instance.to_numpy(), seed=0, sum=d_psnr, count=1.0))
-            )
-            reading = _reading(lo, hi)
+            reading = _reading(*intervals[0])  # read on PSNR
             solver = str(method).removeprefix("ADP-β ").strip()
             lines.append(f"| {problem} | {solver} | {len(runs)} | {cells[0]} | {cells[1]} | {reading} |")
     return [*lines, ""]
