@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import shlex
@@ -50,22 +49,6 @@ _SECONDS = _number(values.POSITIVE_NUMBER)
 _VALUE = _number(values.ANY_NUMBER)
 
 
-def _parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:
-    """'name.key=value' → {name: {key: value}} (values parsed as Python literals when possible)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--{what} expects NAME.KEY=VALUE, got {item!r}")
-        lhs, raw = item.split("=", 1)
-        name, key = lhs.split(".", 1)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        out.setdefault(name, {})[key] = value
-    return out
-
-
 def _split(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -102,8 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = _suite(args, cfg)
     if not budget and suite is None:  # a suite's grids carry their own budgets; flags override them
         budget["max_time"] = DEFAULT_MAX_TIME
-    problem_params = _parse_assignments(args.param, "param")
-    solver_params = _parse_assignments(args.solver_param, "solver-param")
+    problem_params = sweep.parse_assignments(args.param, "param")
+    solver_params = sweep.parse_assignments(args.solver_param, "solver-param")
     names = _split(args.problem)
     probs = (
         [(n, {}) for n in names]

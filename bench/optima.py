@@ -19,8 +19,7 @@ from typing import Any
 import torch
 
 import problems as problem_registry
-from bench import provenance
-from bench.cli import _parse_assignments
+from bench import provenance, sweep
 from bench.harness import run
 from problems import optima
 
@@ -79,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         problem_registry.problem_class(args.problem)
-        params = _parse_assignments(args.param, "param").get(args.problem, {})
-        config = _parse_assignments(args.solver_param, "solver-param").get("maid", {})
+        params = sweep.parse_assignments(args.param, "param").get(args.problem, {})
+        config = sweep.parse_assignments(args.solver_param, "solver-param").get("maid", {})
     except ValueError as exc:
         print(f"adpbench optima: error: {exc}", file=sys.stderr)
         return 2

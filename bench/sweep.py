@@ -44,6 +44,7 @@ records the backend, the number of concurrent runs and the threads per run.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import functools
@@ -147,6 +148,22 @@ def check_seeds(value: object, where: str = "seeds") -> list[int]:
 
 
 _STRING_KEYS = ("out", "device", "dtype", "preset", "suite", "image_dir")
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:
+    """'name.key=value' → {name: {key: value}} (values parsed as Python literals when possible)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"--{what} expects NAME.KEY=VALUE, got {item!r}")
+        lhs, raw = item.split("=", 1)
+        name, key = lhs.split(".", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out.setdefault(name, {})[key] = value
+    return out
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
