@@ -114,7 +114,8 @@ def convergence(
     targets: dict[str, float] | None = None,
     runs: pd.DataFrame | None = None,
 ) -> None:
-    """Upper value vs solver time and vs lower-level iterations, one row per problem instance.
+    """The solver's own upper value vs solver time and vs lower-level iterations, one row per instance (the
+    harness's exact values are in ``suboptimality``'s figure).
 
     Line: median over the seeds of one configuration; band: min–max over those seeds (only with several).
     Runs ending diverged or stalled get a marker at their last point; runs without a completed upper
@@ -170,10 +171,10 @@ def convergence(
                     zorder=5,
                     label=text,
                 )
-            if targets and case in targets:
+            if targets and case in targets and math.isfinite(targets[case]):  # NaN: a case not evaluated
                 ax.axhline(targets[case], color="k", ls=":", lw=1, label="target")
                 ylo, yhi = min(ylo, targets[case]), max(yhi, targets[case])
-            ax.set(xscale="log", xlabel=label, ylabel="upper value g + r")
+            ax.set(xscale="log", xlabel=label, ylabel="solver's own upper value g + r")
             ax.set_title(case, fontsize=9)
             if curves:
                 xs_all = np.concatenate([g for g, _ in curves.values()])

@@ -343,6 +343,7 @@ def write_report(
         markdown_table(table, columns + metric_cols),
         "",
         *_contradictions(runs),
+        *_unevaluated_note(traces),
         *_targets_section(traces),
         _provenance(traces),
     ]
@@ -429,6 +430,25 @@ def _contradictions(runs: pd.DataFrame) -> list[str]:
             f"{_fmt(r.final_exact_upper_value)}, rel_gap {_fmt(r.final_rel_gap)}"
         )
     return [*lines, ""]
+
+
+def _unevaluated_note(traces: pd.DataFrame) -> list[str]:
+    """Which cases the harness did not evaluate exactly (their verdict is ``not evaluated``): they are left
+    out of the targets and the comparison across instances, and the report says why."""
+    skipped = [
+        case
+        for case, tr in traces.groupby("case", sort=False)
+        if all(verdicts.not_evaluated(run) for _, run in tr.groupby("run_id", sort=False))
+    ]
+    if not skipped:
+        return []
+    return [
+        f"**Not evaluated exactly** ({', '.join(skipped)}): the problem says an exact evaluation of these "
+        "instances is out of reach (`evaluation_unavailable`, `docs/evaluation.md`), so the harness computed "
+        "no exact values for their runs; they are left out of the targets and of the comparison across "
+        "instances. Their costs and metrics above are still the harness's own.",
+        "",
+    ]
 
 
 def _targets_section(traces: pd.DataFrame) -> list[str]:

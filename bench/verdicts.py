@@ -203,12 +203,16 @@ def run_targets(trace: pd.DataFrame) -> list[tuple[str, float, str]]:
 def targets_table(traces: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, target): reached, and the cost to it — ``time`` (solver seconds), ``ll_iters``,
     ``cg_iters``, ``work`` (their sum), ``upper_iters`` — ``inf`` where not reached (never, or the run
-    errored or diverged). Costs are read at the first evaluated row at or below the target."""
+    errored or diverged). Costs are read at the first evaluated row at or below the target. A run the
+    harness did not evaluate (``not_evaluated``) has no rows: it neither reached nor missed a target, and
+    counting it as unsolved would rank its solver on values nobody computed."""
     if "exact_upper_value" not in traces:
         traces = traces.assign(exact_upper_value=math.nan)
     traces = with_gaps(traces)
     rows = []
     for run_id, tr in traces.groupby("run_id", sort=False):
+        if not_evaluated(tr):
+            continue
         tr = tr.sort_values(["iteration", "wall_time"], kind="stable")
         last = tr.iloc[-1]
         failed = last.status in FAILED

@@ -95,6 +95,15 @@ def test_failed_runs_reach_nothing_and_unreached_costs_are_infinite():
     assert table.loc[1e-1].reached and not table.loc[1e-2].reached and table.loc[1e-2].time == math.inf
 
 
+def test_runs_not_evaluated_have_no_target_rows_beside_evaluated_ones():
+    nan = [NAN, NAN, NAN]
+    skipped = _trace(nan, "budget", run_id="tv", verdict=verdicts.NOT_EVALUATED, upper_value=[0.9, 0.5, 0.1])
+    judged = _trace([1.0, 0.05, 1e-3], "budget", run_id="smooth")
+    table = verdicts.targets_table(pd.concat([skipped, judged], ignore_index=True))
+    assert set(table.run_id) == {"smooth"}  # the solver's own values of "tv" never stand in
+    assert table.set_index("target").loc[1e-1].reached
+
+
 def test_published_level_is_an_absolute_target_on_exact_values():
     values = [0.8, 0.02, 0.0101]
     own = [0.8, 0.0, 0.0]  # the solver's own estimate says 0 early: it must not count
