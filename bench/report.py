@@ -198,7 +198,11 @@ def summarize(runs: pd.DataFrame, reference_solver: str = "maid") -> pd.DataFram
     grouped = runs.groupby(["case", "setting", "config", "problem", "solver"], sort=False)
     table = grouped[numeric].median()
     table["runs"] = grouped.size()
-    table["reached"] = grouped.time_to_target.apply(lambda s: int(s.notna().sum()))
+    # runs that reached the case's target; none where no run had a target (e.g. none was evaluated): a run
+    # nobody judged neither reached nor missed it
+    table["reached"] = grouped[["target", "time_to_target"]].apply(
+        lambda g: int(g.time_to_target.notna().sum()) if g.target.notna().any() else math.nan
+    )
     table["status"] = grouped.status.agg(lambda s: ",".join(sorted(set(s))))
     if "verdict" in runs:
         table["verdict"] = grouped[["verdict", "contradicted"]].apply(_verdict_cell)

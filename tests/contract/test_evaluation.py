@@ -164,6 +164,7 @@ def test_the_report_of_a_run_not_evaluated_puts_no_own_value_in_the_exact_column
     assert row.verdict == verdicts.NOT_EVALUATED
     assert math.isnan(row.final_exact_upper_value) and math.isnan(row.best_rel_gap)
     assert math.isfinite(row.final_upper_value)  # the solver's own value, in its own column
+    assert math.isnan(row.target) and math.isnan(row.reached)  # no target, so no count of runs reaching it
     # nobody evaluated it: no target rows (neither reached nor missed), and the summary says so
     assert pd.read_csv(tmp_path / report.TARGETS_CSV).empty
     text = (tmp_path / report.SUMMARY_FILE).read_text()

@@ -273,7 +273,7 @@ def test_smoothed_tv_converges_to_tv_as_gamma_shrinks() -> None:
     reference API) as γ → 0 at a verified differentiable point: F at O(γ) (each tenfold smaller γ shrinks the
     error ≥ 5×), ∇F monotonically and ≥ 5× over two decades — more slowly than O(γ) here, since the point is
     near-degenerate (flat edges whose dual sits close to ±α delay the hypergradient's O(γ) regime until γ is
-    below that slack, docs/nonsmooth_tv.md §8; stage 1's 4×4 instance, ``test_tv_smoothing.py``: O(γ))."""
+    below that slack, docs/nonsmooth_tv.md §8; ``test_tv_smoothing.py`` on a 4×4 instance: O(γ))."""
     tv = _problem("tv_aniso", 0.02, "periodic", "learned")
     theta = _theta(tv, 2)
     value, grad = tv.upper_objective(theta, REF_TOL), tv.hypergradient(theta, REF_TOL)
