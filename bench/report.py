@@ -407,7 +407,8 @@ def write_report(
             targets=targets_table(traces),
             figures=names,
             notes=[p for p in parts[2:] if p.startswith("**Note")]
-            + [f"Damaged run, skipped: {d}" for d in damaged],
+            + [f"Damaged run, skipped: {d}" for d in damaged]
+            + [n for n in _unevaluated_note(traces) if n],
             provenance=[_provenance(traces), execution],
         )
         parts += ["", f"Interactive report: [{HTML_FILE}]({HTML_FILE})"]
@@ -450,7 +451,7 @@ def _unevaluated_note(traces: pd.DataFrame) -> list[str]:
         f"**Not evaluated exactly** ({', '.join(skipped)}): the problem says an exact evaluation of these "
         "instances is out of reach (`evaluation_unavailable`, `docs/evaluation.md`), so the harness computed "
         "no exact values for their runs; they are left out of the targets and of the comparison across "
-        "instances. Their costs and metrics above are still the harness's own.",
+        "instances. Their costs and metrics in the summary are still the harness's own.",
         "",
     ]
 

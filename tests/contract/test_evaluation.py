@@ -169,3 +169,5 @@ def test_the_report_of_a_run_not_evaluated_puts_no_own_value_in_the_exact_column
     assert pd.read_csv(tmp_path / report.TARGETS_CSV).empty
     text = (tmp_path / report.SUMMARY_FILE).read_text()
     assert "**Not evaluated exactly** (deblur2d" in text and "## Time to targets" not in text
+    report.write_report(tmp_path, figures=False, html=True)  # the page carries the same note
+    assert "<b>Not evaluated exactly</b> (deblur2d" in (tmp_path / report.HTML_FILE).read_text()
