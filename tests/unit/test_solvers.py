@@ -41,7 +41,13 @@ QUADRATIC_RUNS = {
     "f2sa": (lambda p: {"step0": _quadratic_optimal_step(p)}, 1200),
 }
 #: the tighter targets (relative error of θ); every other solver: 1e-5
-QUADRATIC_TOL = {"hoag": 1e-6, "maid_accel": 1e-6, "amigo": 1e-6}
+QUADRATIC_TOL = {"maid_accel": 1e-6, "amigo": 1e-6}
+#: targets for the best iterate of the run, where the final one cannot show how close a solver got. HOAG
+#: accepts a step whose inexact value rose by at most its tolerance terms C·ε + ε(C + 1)Δ; with ε at eps_min,
+#: once F − F* is below them that admits a slow divergence along the top eigenvector until the rise shows
+#: and the step is halved: it reaches ~1e-12, then cycles up to ~6e-6 (seeds 0–5, 3000 iterations), so
+#: where the budget ends in the cycle depends on rounding. Judged at 1e-5 at the end, 1e-9 at its best.
+QUADRATIC_BEST_TOL = {"hoag": 1e-9}
 
 
 #: `quadratic` has the same conditioning (cond(M) = 10, ‖θ*‖ = 1) at every seed: several seeds, one test
@@ -59,6 +65,8 @@ def test_every_solver_reaches_quadratic_optimum(name, seed):
     assert result.status in ("converged", "budget"), result.message
     err = _rel(result.theta, p.theta_star)
     assert err <= QUADRATIC_TOL.get(name, 1e-5), (name, err, len(result.trace) - 1)
+    if name in QUADRATIC_BEST_TOL:
+        assert result.trace["theta_error"].min() <= QUADRATIC_BEST_TOL[name], name
     assert result.trace["theta_error"].iloc[-1] == pytest.approx(err, rel=1e-12)
     assert result.trace["upper_value"].iloc[-1] == pytest.approx(
         p.closed_form_objective(p.theta_star), rel=1e-9
