@@ -23,7 +23,7 @@ a solver.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -40,10 +40,16 @@ from problems.primal_dual import (
     primal_dual_solve,
 )
 from problems.tv import TotalVariation, difference_norm_sq, forward_differences, forward_differences_adjoint
+from problems.tv_reference import verify_solution
 
 #: returned points whose primal–dual state is kept: the current x and MAID's line-search trials around it
 POINTS_KEPT = 8
 ADJOINTS = ("piggyback", "projected_cg")
+#: the reference solve's first primal–dual tolerance, relative to ‖start‖: near enough to x̂ for the flat
+#: structure of anisotropic TV to be identified at the images tested (docs/nonsmooth_tv.md §11)
+IDENTIFY_RTOL = 1e-6
+#: how much tighter each further primal–dual stage is when the structure did not verify
+IDENTIFY_FACTOR = 10.0
 
 
 @dataclass
@@ -128,6 +134,54 @@ class TVLowerLevel(PerThetaCache):
         self.points.add(res.x, _Point(res))
         self.last_dual.value = res.p
         return LowerResult(res.x, res.iters, res.dist_bound, res.converged, res.eps_floor)
+
+    def reference_solve(self, theta: Tensor, x: Tensor, tol: float, max_iters: int) -> LowerResult:
+        """x̂(θ) to ‖x − x̂‖ ≤ tol for the reference API (uncounted by the caller).
+
+        Isotropic TV: the certified primal–dual solve. Anisotropic TV: the primal–dual solve in stages, from
+        ε = max(tol, IDENTIFY_RTOL·‖x‖) down by IDENTIFY_FACTOR; after each stage the exact solution on the
+        flat structure of the point reached is computed and its KKT conditions checked
+        (``problems.tv_reference.verify_solution``): a point that verifies within tol is x̂ to that
+        certified accuracy, and is returned with its dual and structure (docs/nonsmooth_tv.md §11). The
+        stages stop at the first verified point, at ε ≤ tol (the plain certified solve) or at the cap."""
+        if self.tv.isotropic:
+            return self.solve(theta, x, tol, max_iters)
+        problem = self.problem
+        mu = problem.ll_mu(theta)
+        eps = max(tol, IDENTIFY_RTOL * float(torch.linalg.vector_norm(x)))
+        used = 0
+        while True:
+            res = self.solve(theta, x, eps, max_iters - used)
+            used += res.iters
+            done = res.dist_bound <= tol or eps <= tol or used >= max_iters
+            if done or not math.isfinite(res.dist_bound):
+                return replace(res, iters=used)
+            point = self.points.find(res.x).result
+            with torch.no_grad():
+                exact = verify_solution(
+                    lambda v: problem._ll_grad(theta, v),
+                    lambda v: problem._hvp(theta, None, v),
+                    self.tv,
+                    point.x,
+                    point.p,
+                    point.sigma,
+                    mu=mu,
+                )
+            if exact.verified(tol):
+                verified = replace(
+                    point,
+                    x=exact.x,
+                    p=exact.p,
+                    iters=used,
+                    dist_bound=exact.dist_bound,
+                    converged=True,
+                    structure=exact.structure,
+                )
+                self.points.add(exact.x, _Point(verified, exact.structure))
+                self.last_dual.value = exact.p
+                return LowerResult(exact.x, used, exact.dist_bound, True, res.eps_floor)
+            eps = max(tol, min(eps, res.dist_bound) / IDENTIFY_FACTOR)
+            x = res.x
 
     def adjoint(
         self,
